@@ -1,0 +1,43 @@
+"""X-Pilot: the 1+X certificate pilot declaration system."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from app import clock
+from app.config import load_settings
+from app.extensions import csrf, db, login_manager
+from app.queue import embedded_redis_url, jobs
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask application."""
+    settings = load_settings(test_config)
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        TESTING=settings.testing,
+        XPILOT=settings,
+        WTF_CSRF_TIME_LIMIT=None,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=60 * 1024 * 1024,
+        JSON_AS_ASCII=False,
+    )
+    clock.set_zone(settings.timezone)
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    db.init_app(app, settings.database_url)
+    jobs.init_app(settings.redis_url or embedded_redis_url(settings.instance_path))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    from app.services.processes import init_engine
+    init_engine(app)
+
+    from app.web import register_blueprints
+    register_blueprints(app)
+
+    from app.cli import register_commands
+    register_commands(app)
+    return app

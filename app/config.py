@@ -1,0 +1,63 @@
+"""Settings: the only module that reads environment variables."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Settings:
+    """Runtime settings of one application instance."""
+
+    env: str = "dev"
+    database_url: str = ""
+    redis_url: str = ""
+    secret_key: str = "dev-only-secret"
+    sms_backend: str = "outbox"
+    timezone: str = "Asia/Shanghai"
+    port: int = 5000
+    instance_path: Path = PROJECT_ROOT / "instance"
+    bpmn_path: Path = PROJECT_ROOT / "bpmn"
+    testing: bool = False
+    # Rate limits: (count, seconds)
+    login_limit: tuple[int, int] = (10, 300)
+    register_limit_per_ip: tuple[int, int] = (20, 3600)
+    sms_limit_per_phone: tuple[int, int] = (5, 3600)
+    sms_limit_per_ip: tuple[int, int] = (30, 3600)
+    # Run service-task jobs synchronously in-process (tests without a worker)
+    sync_jobs: bool = False
+    aliyun_sms: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def load_settings(overrides: dict[str, object] | None = None) -> Settings:
+    """Build settings from the environment, then apply explicit overrides."""
+    env = os.environ.get("XPILOT_ENV", "dev")
+    settings = Settings(env=env)
+    instance = Path(os.environ.get("XPILOT_INSTANCE", str(PROJECT_ROOT / "instance")))
+    settings.instance_path = instance
+    settings.database_url = os.environ.get("DATABASE_URL", "") or f"sqlite:///{instance / 'xpilot.sqlite3'}"
+    settings.redis_url = os.environ.get("REDIS_URL", "")
+    settings.sms_backend = os.environ.get("SMS_BACKEND", "outbox")
+    settings.timezone = os.environ.get("XPILOT_TIMEZONE", "Asia/Shanghai")
+    settings.port = int(os.environ.get("PORT", "5000"))
+    secret = os.environ.get("SECRET_KEY", "")
+    if secret:
+        settings.secret_key = secret
+    elif env not in ("dev", "test"):
+        raise RuntimeError("SECRET_KEY must be set outside dev/test (XPILOT_ENV=%s)" % env)
+    settings.aliyun_sms = {
+        "access_key_id": os.environ.get("ALIYUN_SMS_ACCESS_KEY_ID", ""),
+        "access_key_secret": os.environ.get("ALIYUN_SMS_ACCESS_KEY_SECRET", ""),
+        "sign_name": os.environ.get("ALIYUN_SMS_SIGN_NAME", ""),
+        "endpoint": os.environ.get("ALIYUN_SMS_ENDPOINT", "dysmsapi.aliyuncs.com"),
+    }
+    outbox_delay = os.environ.get("XPILOT_OUTBOX_DELAY", "")
+    if outbox_delay:
+        settings.extra["outbox_delay"] = float(outbox_delay)  # a slow outbox, for crash tests and demos
+    for key, value in (overrides or {}).items():
+        setattr(settings, key, value)
+    return settings

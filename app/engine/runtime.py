@@ -1,0 +1,317 @@
+"""Run process instances: start, load under a row lock, act, save; keep task tables in step."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Iterable, Mapping
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import WorkflowException
+from SpiffWorkflow.spiff.specs.defaults import UserTask
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import clock
+from app.engine.expressions import ExpressionError, evaluate
+from app.engine.script_engine import SAFE_ENGINE
+from app.engine.service_task import DeferredServiceTask
+from app.engine.specs import SPEC_CACHE, InvalidProcess, ParsedProcess, parse_process
+from app.engine.state import compact, dump_state, load_state
+from app.extensions import after_commit
+from app.models.process import HumanTask, ProcessInstance, ProcessVersion, ServiceCall
+
+
+class EngineError(Exception):
+    """A process step could not be taken; the message is for the user."""
+
+
+class TaskNotAvailable(EngineError):
+    """The task is no longer waiting for this user (done by someone else, or not theirs)."""
+
+
+@dataclass
+class Hooks:
+    """What the engine asks of the rest of the app after a commit."""
+
+    enqueue_service_call: Callable[[int], None] = lambda call_id: None
+    schedule_wake: Callable[[int, datetime], None] = lambda instance_id, at: None
+
+
+@dataclass
+class OpenTask:
+    """A READY user task as the app sees it."""
+
+    task_id: str
+    name: str
+    title: str
+    lane: str
+    form: str | None
+    data: dict[str, Any]
+
+
+@dataclass
+class StepOutcome:
+    """What a step left behind."""
+
+    instance_id: int
+    status: str
+    completed: bool
+    open_tasks: list[OpenTask] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class ProcessEngine:
+    """The app's single entry to SpiffWorkflow."""
+
+    def __init__(self, lanes: Iterable[str], operations: Mapping[str, Iterable[str]], hooks: Hooks | None = None):
+        self.lanes = set(lanes)
+        self.operations = {k: list(v) for k, v in operations.items()}
+        self.hooks = hooks or Hooks()
+
+    # -- specs -----------------------------------------------------------------------------
+    def parse(self, xml: str, forms: Mapping[str, Any]) -> ParsedProcess:
+        """Validate and parse a diagram (raises InvalidProcess)."""
+        return parse_process(xml, forms, lanes=self.lanes, operations=self.operations)
+
+    def parsed(self, version: ProcessVersion) -> ParsedProcess:
+        """Return the cached parse of a stored version."""
+        hit = SPEC_CACHE.get(version.content_hash)
+        if hit is not None:
+            return hit
+        return SPEC_CACHE.put(self.parse(version.bpmn_xml, version.forms))
+
+    @staticmethod
+    def resolve_version(session: Session, process_key: str, province_code: str | None) -> ProcessVersion:
+        """Return the version in force: the province's own, else the national one."""
+        for scope in ([province_code] if province_code else []) + [None]:
+            stmt = select(ProcessVersion).where(
+                ProcessVersion.process_key == process_key, ProcessVersion.active.is_(True),
+                ProcessVersion.province_code.is_(None) if scope is None else ProcessVersion.province_code == scope,
+            ).order_by(ProcessVersion.id.desc()).limit(1)
+            found = session.scalars(stmt).first()
+            if found is not None:
+                return found
+        raise EngineError(f"流程 {process_key} 尚未发布")
+
+    # -- instances -------------------------------------------------------------------------
+    def start(self, session: Session, process_key: str, *, subject_type: str, subject_id: int,
+              province_code: str | None, city_code: str | None = None, school_id: int | None = None,
+              data: Mapping[str, Any] | None = None) -> StepOutcome:
+        """Start an instance of the process in force for the province and run it to its first wait."""
+        version = self.resolve_version(session, process_key, province_code)
+        parsed = self.parsed(version)
+        workflow = BpmnWorkflow(parsed.spec, parsed.subprocess_specs, script_engine=SAFE_ENGINE)
+        workflow.task_tree.data.update(copy.deepcopy(dict(data or {})))
+        for task in workflow.task_tree.children:
+            task.data.update(copy.deepcopy(dict(data or {})))
+        self._run_engine(workflow)
+        instance = ProcessInstance(
+            version_id=version.id, process_key=process_key, province_code=province_code, city_code=city_code,
+            school_id=school_id, subject_type=subject_type, subject_id=subject_id, state="{}",
+        )
+        session.add(instance)
+        session.flush()
+        return self._save(session, instance, parsed, workflow, actor_id=None)
+
+    def lock(self, session: Session, instance_id: int) -> ProcessInstance:
+        """Load the instance row under a write lock for a load-act-save."""
+        stmt = select(ProcessInstance).where(ProcessInstance.id == instance_id).with_for_update()
+        instance = session.scalars(stmt.execution_options(populate_existing=True)).first()
+        if instance is None:
+            raise EngineError("流程实例不存在")
+        return instance
+
+    def load(self, session: Session, instance: ProcessInstance) -> tuple[ParsedProcess, BpmnWorkflow]:
+        """Restore the workflow of an instance row."""
+        version = session.get(ProcessVersion, instance.version_id)
+        assert version is not None
+        parsed = self.parsed(version)
+        return parsed, load_state(parsed, instance.state)
+
+    def open_tasks(self, session: Session, instance_id: int) -> list[OpenTask]:
+        """Return the READY user tasks of an instance (read only)."""
+        instance = session.get(ProcessInstance, instance_id)
+        if instance is None:
+            return []
+        parsed, workflow = self.load(session, instance)
+        return self._open_tasks(parsed, workflow)
+
+    def complete_task(self, session: Session, instance_id: int, task_id: str, *, actor_id: int | None,
+                      lanes: Iterable[str], data: Mapping[str, Any]) -> StepOutcome:
+        """Complete a READY user task in one of the actor's lanes with the submitted data."""
+        instance = self.lock(session, instance_id)
+        parsed, workflow = self.load(session, instance)
+        try:
+            task = workflow.get_task_from_id(UUID(task_id))
+        except (ValueError, WorkflowException, KeyError):
+            task = None
+        if task is None or task.state != TaskState.READY or not isinstance(task.task_spec, UserTask):
+            raise TaskNotAvailable("该事项已被处理或已不在待办中，请刷新页面查看最新状态")
+        if task.task_spec.lane not in set(lanes):
+            raise TaskNotAvailable("无权处理该事项")
+        # Replace values rather than deep-merge: a resubmission with fewer items must not keep old ones.
+        task.data.update(copy.deepcopy(dict(data)))
+        task.run()
+        self._run_engine(workflow)
+        return self._save(session, instance, parsed, workflow, actor_id=actor_id)
+
+    def complete_service(self, session: Session, call: ServiceCall, result: Mapping[str, Any]) -> bool:
+        """Complete a STARTED service task with its result; return False if it no longer waits."""
+        instance = self.lock(session, call.instance_id)
+        parsed, workflow = self.load(session, instance)
+        try:
+            task = workflow.get_task_from_id(UUID(call.task_id))
+        except (WorkflowException, KeyError):
+            task = None
+        if task is None or task.state != TaskState.STARTED:
+            return False
+        spec = task.task_spec
+        task.data[spec.result_variable] = copy.deepcopy(dict(result))
+        task.complete()
+        self._run_engine(workflow)
+        self._save(session, instance, parsed, workflow, actor_id=None)
+        return True
+
+    def wake(self, session: Session, instance_id: int) -> StepOutcome | None:
+        """Fire due timers of an instance; a finished instance is left alone."""
+        instance = self.lock(session, instance_id)
+        if instance.completed:
+            return None
+        parsed, workflow = self.load(session, instance)
+        workflow.refresh_waiting_tasks()
+        self._run_engine(workflow)
+        return self._save(session, instance, parsed, workflow, actor_id=None)
+
+    def read_data(self, session: Session, instance_id: int) -> dict[str, Any]:
+        """Return the data of the newest task of an instance (read only)."""
+        instance = session.get(ProcessInstance, instance_id)
+        if instance is None:
+            return {}
+        _, workflow = self.load(session, instance)
+        return dict(workflow.last_task.data) if workflow.last_task is not None else dict(workflow.data)
+
+    def cancel(self, session: Session, instance_id: int) -> None:
+        """Cancel an instance and close its open tasks and calls."""
+        instance = self.lock(session, instance_id)
+        parsed, workflow = self.load(session, instance)
+        workflow.cancel()
+        self._save(session, instance, parsed, workflow, actor_id=None)
+
+    # -- internals -------------------------------------------------------------------------
+    @staticmethod
+    def _run_engine(workflow: BpmnWorkflow) -> None:
+        try:
+            workflow.do_engine_steps()
+        except (WorkflowException, ExpressionError) as exc:
+            raise EngineError(f"流程执行出错：{exc}") from exc
+
+    @staticmethod
+    def _open_tasks(parsed: ParsedProcess, workflow: BpmnWorkflow) -> list[OpenTask]:
+        result = []
+        for task in workflow.get_tasks(state=TaskState.READY, manual=True):
+            info = parsed.task_info.get(task.task_spec.name, {})
+            result.append(OpenTask(str(task.id), task.task_spec.name, info.get("title") or task.task_spec.name,
+                                   task.task_spec.lane or "", info.get("form"), task.data))
+        return result
+
+    @staticmethod
+    def _status(parsed: ParsedProcess, workflow: BpmnWorkflow, previous: str) -> str:
+        live = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR
+        candidates = [t for t in workflow.get_tasks(state=live)
+                      if parsed.task_info.get(t.task_spec.name, {}).get("status")]
+        if not candidates:
+            candidates = [t for t in workflow.get_tasks(state=TaskState.COMPLETED)
+                          if parsed.task_info.get(t.task_spec.name, {}).get("status")]
+        if not candidates:
+            return previous
+        newest = max(candidates, key=lambda t: t.last_state_change)
+        try:
+            return str(evaluate(parsed.task_info[newest.task_spec.name]["status"], newest.data))[:32]
+        except ExpressionError:
+            return previous
+
+    def _save(self, session: Session, instance: ProcessInstance, parsed: ParsedProcess, workflow: BpmnWorkflow,
+              *, actor_id: int | None) -> StepOutcome:
+        now = clock.now()
+        compact(workflow)
+        instance.state = dump_state(workflow)
+        instance.status = self._status(parsed, workflow, instance.status)
+        instance.completed = workflow.is_completed()
+        instance.lock_version += 1
+        instance.updated_at = now
+        open_tasks = self._open_tasks(parsed, workflow)
+        self._sync_human_tasks(session, instance, open_tasks, actor_id, now)
+        self._sync_service_calls(session, instance, workflow, now)
+        self._schedule_timers(session, instance, workflow)
+        session.flush()
+        data = dict(workflow.last_task.data) if workflow.last_task is not None else {}
+        return StepOutcome(instance.id, instance.status, instance.completed, open_tasks, data)
+
+    @staticmethod
+    def _sync_human_tasks(session: Session, instance: ProcessInstance, open_tasks: list[OpenTask],
+                          actor_id: int | None, now: datetime) -> None:
+        rows = session.scalars(select(HumanTask).where(
+            HumanTask.instance_id == instance.id, HumanTask.completed_at.is_(None))).all()
+        existing = {row.task_id: row for row in rows}
+        wanted = {t.task_id for t in open_tasks}
+        for row in rows:
+            if row.task_id not in wanted:
+                row.completed_at = now
+                row.completed_by_id = actor_id
+        for task in open_tasks:
+            if task.task_id in existing:
+                existing[task.task_id].status_label = instance.status
+                continue
+            due = task.data.get("due_at")
+            session.add(HumanTask(
+                instance_id=instance.id, task_id=task.task_id, task_name=task.name, title=task.title,
+                lane=task.lane, province_code=instance.province_code, city_code=instance.city_code,
+                school_id=instance.school_id, subject_type=instance.subject_type, subject_id=instance.subject_id,
+                form=task.form, status_label=instance.status, created_at=now,
+                due_at=datetime.fromisoformat(due) if isinstance(due, str) else None,
+            ))
+
+    def _sync_service_calls(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
+                            now: datetime) -> None:
+        started = {str(t.id): t for t in workflow.get_tasks(state=TaskState.STARTED)
+                   if isinstance(t.task_spec, DeferredServiceTask)}
+        rows = session.scalars(select(ServiceCall).where(
+            ServiceCall.instance_id == instance.id, ServiceCall.status.in_(("pending", "failed")))).all()
+        known = {row.task_id for row in rows}
+        for row in rows:
+            if row.task_id not in started:
+                row.status = "cancelled" if row.status != "done" else row.status
+                row.updated_at = now
+        for task_id, task in started.items():
+            if task_id in known:
+                continue
+            call = task._get_internal_data("service_call") or {}
+            spec = task.task_spec
+            retries = int(spec.retries) if str(spec.retries or "").isdigit() else 3
+            row = ServiceCall(instance_id=instance.id, task_id=task_id, task_name=spec.name,
+                              operation=call.get("operation", spec.operation_name),
+                              params=call.get("params", {}), max_retries=retries, created_at=now, updated_at=now)
+            session.add(row)
+            session.flush()
+            call_id = row.id
+            after_commit(session, lambda call_id=call_id: self.hooks.enqueue_service_call(call_id))
+
+    def _schedule_timers(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow) -> None:
+        due: list[datetime] = []
+        for event in workflow.waiting_events():
+            value = event.value
+            if isinstance(value, str):
+                try:
+                    due.append(datetime.fromisoformat(value))
+                except ValueError:
+                    continue
+        instance.next_wake_at = min(due) if due else None
+        if instance.next_wake_at is not None:
+            at, instance_id = instance.next_wake_at, instance.id
+            after_commit(session, lambda: self.hooks.schedule_wake(instance_id, at))
+
+
+__all__ = ["EngineError", "Hooks", "InvalidProcess", "OpenTask", "ProcessEngine", "StepOutcome", "TaskNotAvailable"]

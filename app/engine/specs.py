@@ -1,0 +1,209 @@
+"""Parse, check and cache process diagrams; one parsed copy per content hash."""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+from SpiffWorkflow.spiff.parser.task_spec import ServiceTaskParser
+from SpiffWorkflow.spiff.specs.defaults import ScriptTask, UserTask
+
+from app.engine.expressions import ExpressionError, compile_expression
+from app.engine.service_task import DeferredServiceTask
+
+MAX_BPMN_BYTES = 2 * 1024 * 1024
+SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+
+
+class XPilotParser(SpiffBpmnParser):
+    """The spiff parser with service tasks deferred to the worker."""
+
+    OVERRIDE_PARSER_CLASSES = {
+        **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+        full_tag("serviceTask"): (ServiceTaskParser, DeferredServiceTask),
+    }
+
+
+@dataclass
+class Problem:
+    """One reason a diagram cannot be published."""
+
+    message: str
+    element_id: str = ""
+    element_name: str = ""
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = " ".join(p for p in (
+            f"第 {self.line} 行" if self.line else "",
+            f"元素 {self.element_id}" if self.element_id else "",
+            f"（{self.element_name}）" if self.element_name else "",
+        ) if p)
+        return f"{where}：{self.message}" if where else self.message
+
+
+class InvalidProcess(Exception):
+    """A diagram failed validation; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass
+class ParsedProcess:
+    """A parsed, checked diagram with its forms, ready to run instances."""
+
+    process_id: str
+    content_hash: str
+    spec: Any
+    subprocess_specs: dict[str, Any]
+    forms: dict[str, dict[str, Any]]
+    xml: str
+    task_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def content_hash(xml: str, forms: Mapping[str, Any]) -> str:
+    """Return the hash that names one version of a diagram with its forms."""
+    digest = hashlib.sha256(xml.encode("utf-8"))
+    digest.update(json.dumps(forms, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def safe_xml(xml: str | bytes) -> etree._Element:
+    """Parse XML with DTDs, entities and network access refused."""
+    raw = xml.encode("utf-8") if isinstance(xml, str) else xml
+    if len(raw) > MAX_BPMN_BYTES:
+        raise InvalidProcess([Problem(f"文件过大（{len(raw) // 1024} KB，上限 {MAX_BPMN_BYTES // 1024} KB）")])
+    if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
+        raise InvalidProcess([Problem("不允许 DTD 或实体声明（DOCTYPE/ENTITY）")])
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, dtd_validation=False, load_dtd=False,
+                             huge_tree=False, remove_comments=False)
+    try:
+        return etree.fromstring(raw, parser=parser)
+    except etree.XMLSyntaxError as exc:
+        raise InvalidProcess([Problem(f"XML 格式错误：{exc.msg}", line=exc.lineno)]) from None
+
+
+def _lines(root: etree._Element) -> dict[str, tuple[int, str]]:
+    return {el.get("id"): (el.sourceline, el.get("name") or "") for el in root.iter() if el.get("id")}
+
+
+def parse_process(xml: str, forms: Mapping[str, Any], *, lanes: Iterable[str],
+                  operations: Mapping[str, Iterable[str]]) -> ParsedProcess:
+    """Validate a diagram and its forms and return it parsed; raise InvalidProcess listing every problem."""
+    root = safe_xml(xml)
+    where = _lines(root)
+    problems: list[Problem] = []
+
+    def problem(message: str, element_id: str = "") -> None:
+        line, name = where.get(element_id, (None, ""))
+        problems.append(Problem(message, element_id, name, line))
+
+    for tag in ("scriptTask",):
+        for el in root.iter(f"{{{BPMN_NS}}}{tag}"):
+            problem("不允许脚本任务（scriptTask）", el.get("id", ""))
+    for tag in ("preScript", "postScript"):
+        for el in root.iter(f"{{{SPIFF_NS}}}{tag}"):
+            owner = el.getparent().getparent() if el.getparent() is not None else None
+            problem(f"不允许 {tag}", owner.get("id", "") if owner is not None else "")
+    parser = XPilotParser(validator=VALIDATOR)
+    try:
+        parser.add_bpmn_xml(root, filename="diagram.bpmn")
+        process_ids = parser.get_process_ids()
+        if len(process_ids) != 1:
+            raise InvalidProcess(problems + [Problem(f"图中应恰好有一个可执行流程（现有 {len(process_ids)} 个）")])
+        process_id = process_ids[0]
+        spec = parser.get_spec(process_id)
+        subprocess_specs = parser.get_subprocess_specs(process_id)
+    except ValidationException as exc:
+        problem(f"BPMN 校验失败：{exc}", getattr(exc, "id", "") or "")
+        raise InvalidProcess(problems) from None
+    except etree.DocumentInvalid as exc:
+        raise InvalidProcess(problems + [Problem(f"不符合 BPMN 规范：{exc}")]) from None
+    if problems:
+        raise InvalidProcess(problems)
+
+    known_lanes = set(lanes)
+    task_info: dict[str, dict[str, Any]] = {}
+    all_specs = [spec, *subprocess_specs.values()]
+    for proc in all_specs:
+        for name, ts in proc.task_specs.items():
+            ext = getattr(ts, "extensions", {}) or {}
+            props = ext.get("properties", {}) or {}
+            info: dict[str, Any] = {"title": getattr(ts, "bpmn_name", None) or name, "status": props.get("status"),
+                                    "lane": getattr(ts, "lane", None)}
+            for key in ("status", "dueInDays"):
+                if props.get(key):
+                    try:
+                        compile_expression(props[key])
+                    except ExpressionError as exc:
+                        problem(f"属性 {key} 的表达式不合法：{exc}", name)
+            if isinstance(ts, ScriptTask):
+                problem("不允许脚本任务", name)
+            if getattr(ts, "prescript", None) or getattr(ts, "postscript", None):
+                problem("不允许 preScript/postScript", name)
+            if isinstance(ts, UserTask):
+                form = props.get("formJsonSchemaFilename")
+                info["form"] = form
+                if not ts.lane:
+                    problem("用户任务必须放在泳道中（泳道名即角色）", name)
+                elif ts.lane not in known_lanes:
+                    problem(f"泳道“{ts.lane}”不是已知角色（可用：{', '.join(sorted(known_lanes))}）", name)
+                if not form:
+                    problem("用户任务必须指定表单（formJsonSchemaFilename）", name)
+                elif form not in forms:
+                    problem(f"表单文件 {form} 不存在", name)
+                else:
+                    try:
+                        jsonschema.Draft202012Validator.check_schema(forms[form])
+                    except jsonschema.SchemaError as exc:
+                        problem(f"表单 {form} 不是合法的 JSON Schema：{exc.message}", name)
+            if isinstance(ts, DeferredServiceTask):
+                needed = operations.get(ts.operation_name)
+                if needed is None:
+                    problem(f"服务操作 {ts.operation_name} 未注册（可用：{', '.join(sorted(operations))}）", name)
+                else:
+                    missing = set(needed) - set(ts.operation_params)
+                    if missing:
+                        problem(f"服务操作 {ts.operation_name} 缺少参数：{', '.join(sorted(missing))}", name)
+                for pname, param in ts.operation_params.items():
+                    try:
+                        compile_expression(param["value"])
+                    except ExpressionError as exc:
+                        problem(f"参数 {pname} 的表达式不合法：{exc}", name)
+            task_info[name] = info
+    if problems:
+        raise InvalidProcess(problems)
+    return ParsedProcess(process_id, content_hash(xml, forms), spec, subprocess_specs, dict(forms), xml, task_info)
+
+
+class SpecCache:
+    """Parsed processes kept in memory by content hash (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._by_hash: dict[str, ParsedProcess] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> ParsedProcess | None:
+        return self._by_hash.get(digest)
+
+    def put(self, parsed: ParsedProcess) -> ParsedProcess:
+        with self._lock:
+            return self._by_hash.setdefault(parsed.content_hash, parsed)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_hash.clear()
+
+
+SPEC_CACHE = SpecCache()

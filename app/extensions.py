@@ -1,0 +1,80 @@
+"""Process-wide extension objects, bound to an app in create_app."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from flask import Flask
+from flask_login import LoginManager
+from flask_wtf import CSRFProtect
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+
+class Database:
+    """One SQLAlchemy engine and a scoped session per app."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.session = scoped_session(sessionmaker(expire_on_commit=False))
+
+    def init_app(self, app: Flask, url: str) -> None:
+        self.engine = make_engine(url)
+        self.session.configure(bind=self.engine)
+
+        @app.teardown_appcontext
+        def _remove_session(exc: BaseException | None) -> None:
+            self.session.remove()
+
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # Take the write lock at BEGIN so load-act-save is serialized like FOR UPDATE.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        engine.dialect._xpilot_sqlite = True  # type: ignore[attr-defined]
+        # pysqlite's own transaction handling must be off for BEGIN IMMEDIATE to work.
+
+        @event.listens_for(engine, "connect", insert=True)
+        def _no_autobegin(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+db = Database()
+
+
+def after_commit(session: Session, callback: Callable[[], Any]) -> None:
+    """Run callback once the session's transaction commits; drop it on rollback."""
+    session.info.setdefault("after_commit", []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    callbacks = session.info.pop("after_commit", [])
+    for callback in callbacks:
+        callback()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_commit(session: Session) -> None:
+    session.info.pop("after_commit", None)

@@ -1,0 +1,149 @@
+"""JSON-schema forms: turn a schema into fields to render, and posted text into checked values."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import jsonschema
+
+
+@dataclass
+class Field:
+    """One input of a rendered form."""
+
+    name: str
+    title: str
+    kind: str  # string / integer / number / array / boolean
+    widget: str  # text / textarea / select / multiselect / radio / number
+    required: bool
+    description: str = ""
+    options: list[tuple[str, str]] = field(default_factory=list)
+    min_length: int | None = None
+    max_length: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclass
+class FormSpec:
+    """A form built from a JSON schema and the option lists the app supplies."""
+
+    schema: dict[str, Any]
+    fields: list[Field]
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+def build_form(schema: Mapping[str, Any], options: Mapping[str, list[tuple[str, str]]] | None = None) -> FormSpec:
+    """Build the fields of a schema; `x-options` names an option list given in options."""
+    options = options or {}
+    required = set(schema.get("required", []))
+    fields = []
+    resolved = dict(schema)
+    resolved["properties"] = dict(schema.get("properties", {}))
+    for name, prop in schema.get("properties", {}).items():
+        kind = prop.get("type", "string")
+        widget = prop.get("x-widget") or ("number" if kind in ("integer", "number") else "text")
+        opts: list[tuple[str, str]] = []
+        if "x-options" in prop:
+            opts = list(options.get(prop["x-options"], []))
+            values = [v for v, _ in opts]
+            prop = dict(prop)
+            if kind == "array":
+                prop["items"] = {**prop.get("items", {}), "enum": values}
+            else:
+                prop["enum"] = [int(v) if kind == "integer" else v for v in values]
+            resolved["properties"][name] = prop
+        elif "enum" in prop:
+            labels = prop.get("x-enum-labels", {})
+            opts = [(str(v), labels.get(str(v), str(v))) for v in prop["enum"]]
+        fields.append(Field(
+            name=name, title=prop.get("title", name), kind=kind, widget=widget, required=name in required,
+            description=prop.get("description", ""), options=opts,
+            min_length=prop.get("minLength", prop.get("minItems")), max_length=prop.get("maxLength", prop.get("maxItems")),
+            minimum=prop.get("minimum"), maximum=prop.get("maximum"),
+        ))
+    return FormSpec(resolved, fields)
+
+
+def parse_submission(form: FormSpec, posted: Any) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    """Convert posted text to typed values; return (values, field errors, what the user typed)."""
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    typed: dict[str, Any] = {}
+    for f in form.fields:
+        if f.kind == "array":
+            raw_list = [v.strip() for v in posted.getlist(f.name) if v.strip()]
+            typed[f.name] = raw_list
+            values[f.name] = raw_list
+            continue
+        raw = (posted.get(f.name) or "").strip()
+        typed[f.name] = raw
+        if raw == "":
+            continue
+        if f.kind == "integer":
+            try:
+                values[f.name] = int(raw)
+            except ValueError:
+                errors[f.name] = f"{f.title}：请输入整数"
+        elif f.kind == "number":
+            try:
+                values[f.name] = float(raw)
+            except ValueError:
+                errors[f.name] = f"{f.title}：请输入数字"
+        elif f.kind == "boolean":
+            values[f.name] = raw in ("1", "true", "on", "yes")
+        else:
+            values[f.name] = raw
+    for name, message in validate(form, values).items():
+        errors.setdefault(name, message)
+    return values, errors, typed
+
+
+def validate(form: FormSpec, values: Mapping[str, Any]) -> dict[str, str]:
+    """Check values against the schema; return one Chinese message per field."""
+    validator = jsonschema.Draft202012Validator(form.schema)
+    errors: dict[str, str] = {}
+    for error in sorted(validator.iter_errors(dict(values)), key=lambda e: len(e.path)):
+        name = _field_of(error)
+        f = form.field(name) if name else None
+        title = f.title if f else (name or "表单")
+        errors.setdefault(name or "__all__", f"{title}：{_message(error, f)}")
+    return errors
+
+
+def _field_of(error: jsonschema.ValidationError) -> str:
+    if error.path:
+        return str(error.path[0])
+    if error.validator == "required":
+        missing = error.message.split("'")
+        return missing[1] if len(missing) > 1 else ""
+    return ""
+
+
+def _message(error: jsonschema.ValidationError, f: Field | None) -> str:
+    v, arg = error.validator, error.validator_value
+    if v == "required":
+        return "必填"
+    if v == "minLength":
+        return "必填" if arg <= 1 else f"至少 {arg} 个字"
+    if v == "maxLength":
+        return f"不能超过 {arg} 个字"
+    if v == "minimum":
+        return f"不能小于 {arg}"
+    if v == "maximum":
+        return f"不能大于 {arg}"
+    if v == "minItems":
+        return "请至少选择一项" if arg == 1 else f"请至少选择 {arg} 项"
+    if v == "maxItems":
+        return f"最多选择 {arg} 项"
+    if v == "uniqueItems":
+        return "不能重复选择"
+    if v in ("enum", "const"):
+        return "请从列表中选择"
+    if v == "pattern":
+        return "格式不正确"
+    if v == "type":
+        return {"integer": "请输入整数", "number": "请输入数字", "string": "请输入文字", "array": "请选择"}.get(arg, "格式不正确")
+    return "不符合要求"

@@ -1,0 +1,27 @@
+"""sms_send: record a text message for the process and hand it to delivery."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models.process import ServiceCall
+from app.models.sms import SmsMessage
+from app.services import sms
+
+
+def sms_send(session: Session, call: ServiceCall) -> dict[str, Any]:
+    """Queue the message once per service call (or adopt the prepared one named by message_ref)."""
+    params = call.params
+    ref = params.get("message_ref")
+    message = None
+    if ref:
+        message = session.scalars(select(SmsMessage).where(SmsMessage.idempotency_key == str(ref))).first()
+    if message is None:
+        variables = params.get("vars") or {}
+        if not isinstance(variables, dict):
+            raise ValueError("vars 参数必须是字典")
+        message = sms.queue_message(session, key=f"call:{call.id}", phone=str(params["phone"]),
+                                    template=str(params["template"]), params=variables)
+    return {"message_id": message.id}

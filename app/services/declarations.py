@@ -1,0 +1,314 @@
+"""Declarations of certificate pilots by schools (user guide 一.3, 二.2–3)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import clock
+from app.engine.runtime import EngineError, TaskNotAvailable
+from app.forms import FormSpec, build_form, validate
+from app.models.declaration import STATUS_DRAFT, Declaration, DeclarationEvent
+from app.models.masterdata import Certificate, Major, School
+from app.models.plan import PLAN_PUBLISHED, DeclarationPlan, PlanCertificate
+from app.models.process import HumanTask, ProcessVersion
+from app.models.user import ROLE_SCHOOL, User
+from app.services.errors import Forbidden, NotFound, ServiceError
+
+ACTION_SAVE = "save"
+ACTION_SUBMIT = "submit"
+DECLARATION_FORM = "declaration-form.json"
+
+
+@dataclass
+class Window:
+    """Whether a school may declare now, under which plan, and why not."""
+
+    plan: DeclarationPlan | None
+    open: bool
+    message: str
+
+
+def _school_of(session: Session, user: User) -> School:
+    if user.role != ROLE_SCHOOL or user.school_id is None:
+        raise Forbidden("只有院校账号可以申报")
+    school = session.get(School, user.school_id)
+    if school is None:
+        raise NotFound("院校不存在")
+    return school
+
+
+def plans_of_province(session: Session, province_code: str) -> list[DeclarationPlan]:
+    """Return the province's published (and closed) plans, newest first."""
+    return list(session.scalars(select(DeclarationPlan).where(
+        DeclarationPlan.province_code == province_code, DeclarationPlan.status.in_((PLAN_PUBLISHED, "closed")))
+        .order_by(DeclarationPlan.starts_at.desc())))
+
+
+def window(session: Session, province_code: str) -> Window:
+    """Tell whether the province has a plan whose window is open now."""
+    now = clock.now()
+    plans = plans_of_province(session, province_code)
+    for plan in plans:
+        if plan.is_open(now):
+            return Window(plan, True, f"{plan.name}：申报时间 {clock.format_local(plan.starts_at)} 至 "
+                                      f"{clock.format_local(plan.ends_at)}")
+    upcoming = [p for p in plans if p.status == PLAN_PUBLISHED and p.starts_at > now]
+    if upcoming:
+        p = min(upcoming, key=lambda p: p.starts_at)
+        return Window(p, False, f"本省申报计划《{p.name}》尚未开始，申报时间为 {clock.format_local(p.starts_at)} 至 "
+                                f"{clock.format_local(p.ends_at)}，请届时申报。")
+    if plans:
+        p = plans[0]
+        return Window(p, False, f"本省申报计划《{p.name}》的申报时间为 {clock.format_local(p.starts_at)} 至 "
+                                f"{clock.format_local(p.ends_at)}，申报已截止，不能再申报或提交。")
+    return Window(None, False, "本省尚未发布证书申报计划，暂不能申报。证书申报计划由各省自行发布，请留意省级教育行政部门通知。")
+
+
+def declaration_form(session: Session, plan: DeclarationPlan, school: School, version: ProcessVersion | None = None
+                     ) -> FormSpec:
+    """Build the declaration form with the plan's certificates and the majors of the school's level."""
+    forms = version.forms if version is not None else _national_forms(session)
+    certs = session.scalars(select(Certificate).join(PlanCertificate, PlanCertificate.certificate_id == Certificate.id)
+                            .where(PlanCertificate.plan_id == plan.id).order_by(Certificate.name)).all()
+    majors = session.scalars(select(Major).where(Major.level == (school.education_level or "高职专科"))
+                             .order_by(Major.code)).all()
+    return build_form(forms[DECLARATION_FORM], {
+        "plan_certificates": [(str(c.id), c.name) for c in certs],
+        "school_majors": [(m.code, f"{m.code} {m.name}") for m in majors],
+    })
+
+
+def _national_forms(session: Session) -> dict[str, Any]:
+    from app.services.processes import engine
+    return engine().resolve_version(session, "declaration", None).forms
+
+
+def _form_for(session: Session, plan: DeclarationPlan, school: School) -> FormSpec:
+    from app.services.processes import engine
+    version = engine().resolve_version(session, "declaration", school.province_code)
+    return declaration_form(session, plan, school, version)
+
+
+def _check(session: Session, form: FormSpec, values: Mapping[str, Any], plan: DeclarationPlan, school: School,
+           exclude_id: int | None) -> dict[str, str]:
+    errors = validate(form, values)
+    cert = session.get(Certificate, values.get("certificate_id")) if isinstance(values.get("certificate_id"), int) else None
+    if cert is not None and values.get("level") and values["level"] not in cert.level_list():
+        errors.setdefault("level", f"证书等级：{cert.name}不设{values['level']}")
+    if cert is not None and values.get("level") and "certificate_id" not in errors:
+        dup = select(Declaration.id).where(Declaration.plan_id == plan.id, Declaration.school_id == school.id,
+                                           Declaration.certificate_id == cert.id, Declaration.level == values["level"])
+        if exclude_id is not None:
+            dup = dup.where(Declaration.id != exclude_id)
+        if session.scalars(dup).first() is not None:
+            errors["certificate_id"] = f"证书：本校在本计划中已申报过{cert.name}（{values['level']}），同一证书同一等级不能重复申报"
+    return errors
+
+
+def new_declaration_context(session: Session, user: User) -> tuple[School, Window, FormSpec | None]:
+    """Return what the 申请新的证书试点 page needs, refusing if the school may not declare now."""
+    school = _school_of(session, user)
+    win = window(session, school.province_code)
+    form = _form_for(session, win.plan, school) if win.open and win.plan is not None else None
+    return school, win, form
+
+
+def _require_open(session: Session, school: School, plan: DeclarationPlan) -> None:
+    if not plan.is_open(clock.now()):
+        raise ServiceError(window(session, school.province_code).message)
+    if school.info_completed_at is None:
+        raise ServiceError("请先完成第一步“完善院校基础信息”，再申报证书试点")
+
+
+def create_declaration(session: Session, user: User, values: Mapping[str, Any], action: str) -> Declaration:
+    """Save a new declaration as a draft, or submit it at once."""
+    from app.services.processes import engine
+
+    school = _school_of(session, user)
+    win = window(session, school.province_code)
+    if not win.open or win.plan is None:
+        raise ServiceError(win.message)
+    plan = win.plan
+    _require_open(session, school, plan)
+    form = _form_for(session, plan, school)
+    errors = _check(session, form, values, plan, school, None)
+    if errors:
+        raise ServiceError("申报信息有误，请按提示修改", errors)
+    now = clock.now()
+    cert = session.get(Certificate, values["certificate_id"])
+    assert cert is not None
+    decl = Declaration(plan_id=plan.id, school_id=school.id, province_code=school.province_code,
+                       city_code=school.city_code, certificate_id=cert.id, level=values["level"],
+                       majors=list(values["majors"]), trainee_count=values["trainee_count"],
+                       teachers=values["teachers"], facilities=values["facilities"], status=STATUS_DRAFT,
+                       created_at=now, updated_at=now)
+    session.add(decl)
+    session.flush()
+    outcome = engine().start(session, "declaration", subject_type="declaration", subject_id=decl.id,
+                             province_code=school.province_code, city_code=school.city_code, school_id=school.id,
+                             data=_process_data(school, cert, decl, user))
+    decl.instance_id = outcome.instance_id
+    decl.status = outcome.status
+    _event(session, decl, user, "created", "新建申报（草稿）")
+    if action == ACTION_SUBMIT:
+        _submit(session, decl, user, school, cert)
+    return decl
+
+
+def _process_data(school: School, cert: Certificate, decl: Declaration, user: User) -> dict[str, Any]:
+    return {"school_name": school.name, "school_phone": user.phone or school.contact_phone or "",
+            "certificate_name": cert.name, "level": decl.level, "decision": "", "comment": "",
+            "declaration_id": decl.id, "plan_id": decl.plan_id}
+
+
+def get_declaration(session: Session, user: User, declaration_id: int) -> Declaration:
+    """Return a declaration of the user's own school."""
+    school = _school_of(session, user)
+    decl = session.get(Declaration, declaration_id)
+    if decl is None or decl.school_id != school.id:
+        raise NotFound("申报不存在")
+    return decl
+
+
+def school_task_open(session: Session, decl: Declaration) -> HumanTask | None:
+    """Return the school's open task on a declaration (it can be edited only then)."""
+    if decl.instance_id is None:
+        return None
+    return session.scalars(select(HumanTask).where(
+        HumanTask.instance_id == decl.instance_id, HumanTask.lane == ROLE_SCHOOL,
+        HumanTask.completed_at.is_(None))).first()
+
+
+def edit_context(session: Session, user: User, declaration_id: int) -> tuple[Declaration, FormSpec]:
+    """Return a declaration and its form for editing; refuse when it is locked."""
+    decl = get_declaration(session, user, declaration_id)
+    if school_task_open(session, decl) is None:
+        raise Forbidden(f"该申报当前状态为“{decl.status}”，已提交审核，不能修改")
+    school = session.get(School, decl.school_id)
+    assert school is not None
+    return decl, _form_for(session, decl.plan, school)
+
+
+def update_declaration(session: Session, user: User, declaration_id: int, values: Mapping[str, Any],
+                       action: str) -> Declaration:
+    """Save changes to an editable declaration, and submit it if asked."""
+    from app.services.processes import engine
+
+    decl = get_declaration(session, user, declaration_id)
+    assert decl.instance_id is not None
+    engine().lock(session, decl.instance_id)  # serialises with a concurrent submit or review
+    session.refresh(decl)
+    if school_task_open(session, decl) is None:
+        raise Forbidden(f"该申报当前状态为“{decl.status}”，已提交审核，不能修改或重复提交")
+    school = session.get(School, decl.school_id)
+    assert school is not None
+    _require_open(session, school, decl.plan)
+    form = _form_for(session, decl.plan, school)
+    errors = _check(session, form, values, decl.plan, school, decl.id)
+    if errors:
+        raise ServiceError("申报信息有误，请按提示修改", errors)
+    cert = session.get(Certificate, values["certificate_id"])
+    assert cert is not None
+    decl.certificate_id = cert.id
+    decl.level = values["level"]
+    decl.majors = list(values["majors"])
+    decl.trainee_count = values["trainee_count"]
+    decl.teachers = values["teachers"]
+    decl.facilities = values["facilities"]
+    decl.updated_at = clock.now()
+    decl.revision += 1
+    if action == ACTION_SUBMIT:
+        _submit(session, decl, user, school, cert)
+    else:
+        _event(session, decl, user, "saved", "保存草稿（暂不提交审核）")
+    return decl
+
+
+def _submit(session: Session, decl: Declaration, user: User, school: School, cert: Certificate) -> None:
+    from app.services.processes import engine
+
+    task = school_task_open(session, decl)
+    if task is None or decl.instance_id is None:
+        raise Forbidden("该申报已提交审核，不能重复提交")
+    data = _process_data(school, cert, decl, user)
+    data.update({"majors": list(decl.majors), "trainee_count": decl.trainee_count, "action": ACTION_SUBMIT})
+    data.pop("decision")
+    data.pop("comment")
+    try:
+        outcome = engine().complete_task(session, decl.instance_id, task.task_id, actor_id=user.id,
+                                         lanes=[ROLE_SCHOOL], data=data)
+    except TaskNotAvailable:
+        raise Forbidden("该申报已提交审核，不能重复提交") from None
+    except EngineError as exc:
+        raise ServiceError(str(exc)) from exc
+    decl.status = outcome.status
+    decl.locked = not any(t.lane == ROLE_SCHOOL for t in outcome.open_tasks)
+    decl.submitted_at = clock.now()
+    decl.review_comment = None
+    _event(session, decl, user, "submitted", "提交审核")
+
+
+def delete_declaration(session: Session, user: User, declaration_id: int) -> None:
+    """Delete a draft that was never submitted."""
+    from app.services.processes import engine
+
+    decl = get_declaration(session, user, declaration_id)
+    if decl.instance_id is not None:
+        engine().lock(session, decl.instance_id)
+        session.refresh(decl)
+    if decl.status != STATUS_DRAFT or school_task_open(session, decl) is None:
+        raise Forbidden(f"该申报当前状态为“{decl.status}”，只有未提交的草稿可以删除")
+    instance_id = decl.instance_id
+    session.delete(decl)
+    session.flush()
+    if instance_id is not None:
+        from app.models.process import ProcessInstance
+        instance = session.get(ProcessInstance, instance_id)
+        if instance is not None:
+            session.delete(instance)
+
+
+def school_declarations(session: Session, user: User) -> list[Declaration]:
+    """Return the school's declarations, newest first."""
+    school = _school_of(session, user)
+    return list(session.scalars(select(Declaration).where(Declaration.school_id == school.id)
+                                .order_by(Declaration.created_at.desc(), Declaration.id.desc())))
+
+
+def inbox(session: Session, user: User) -> list[HumanTask]:
+    """Return the school's open tasks."""
+    school = _school_of(session, user)
+    return list(session.scalars(select(HumanTask).where(
+        HumanTask.school_id == school.id, HumanTask.lane == ROLE_SCHOOL, HumanTask.completed_at.is_(None))
+        .order_by(HumanTask.created_at)))
+
+
+def history(session: Session, declaration_id: int) -> list[DeclarationEvent]:
+    """Return a declaration's history, oldest first."""
+    return list(session.scalars(select(DeclarationEvent).where(DeclarationEvent.declaration_id == declaration_id)
+                                .order_by(DeclarationEvent.at, DeclarationEvent.id)))
+
+
+def _event(session: Session, decl: Declaration, user: User | None, action: str, text: str,
+           comment: str | None = None) -> None:
+    session.add(DeclarationEvent(declaration_id=decl.id, at=clock.now(), actor_id=user.id if user else None,
+                                 actor_name=(user.display_name if user else "系统"), action=action,
+                                 status=decl.status, comment=comment or text))
+
+
+def major_names(session: Session, codes: list[str]) -> dict[str, str]:
+    """Return names of majors by code."""
+    if not codes:
+        return {}
+    return {m.code: m.name for m in session.scalars(select(Major).where(Major.code.in_(codes)))}
+
+
+def settings_limits() -> dict[str, tuple[int, int]]:
+    """Return the rate limits of the current app."""
+    s = current_app.config["XPILOT"]
+    return {"register_ip": s.register_limit_per_ip, "sms_phone": s.sms_limit_per_phone, "sms_ip": s.sms_limit_per_ip,
+            "login": s.login_limit}

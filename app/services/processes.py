@@ -1,0 +1,66 @@
+"""The process engine of the app: set-up, shipped diagrams, and process versions."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.engine.runtime import Hooks, ProcessEngine
+from app.handlers import HANDLERS
+from app.models.process import ProcessVersion
+from app.models.user import ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER, ROLE_SCHOOL
+
+SHIPPED_PROCESSES = ("registration", "declaration")
+LANES = (ROLE_SCHOOL, ROLE_PROVINCE_REVIEWER, ROLE_PROVINCE_ADMIN)
+
+
+def init_engine(app: Flask) -> None:
+    """Create the app's engine with the lanes it knows and the handlers it has."""
+    from app.services import jobs
+
+    hooks = Hooks(enqueue_service_call=jobs.enqueue_service_call, schedule_wake=jobs.schedule_wake)
+    operations = {name: h.required for name, h in HANDLERS.items()}
+    app.extensions["xpilot_engine"] = ProcessEngine(LANES, operations, hooks)
+
+
+def engine() -> ProcessEngine:
+    """Return the engine of the current app."""
+    return current_app.extensions["xpilot_engine"]  # type: ignore[no-any-return]
+
+
+def shipped_forms(bpmn_path: Path) -> dict[str, Any]:
+    """Return every JSON-schema form shipped under bpmn/forms."""
+    return {p.name: json.loads(p.read_text("utf-8")) for p in sorted((bpmn_path / "forms").glob("*.json"))}
+
+
+def publish_version(session: Session, process_key: str, xml: str, forms: dict[str, Any], *,
+                    province_code: str | None, published_by: str, note: str = "") -> ProcessVersion:
+    """Validate a diagram and make it the version in force for its scope (no-op if unchanged)."""
+    parsed = engine().parse(xml, forms)
+    if parsed.process_id != process_key:
+        from app.engine.specs import InvalidProcess, Problem
+        raise InvalidProcess([Problem(f"流程 id 应为 {process_key}，图中为 {parsed.process_id}")])
+    scope = ProcessVersion.province_code.is_(None) if province_code is None else ProcessVersion.province_code == province_code
+    current = session.scalars(select(ProcessVersion).where(
+        ProcessVersion.process_key == process_key, ProcessVersion.active.is_(True), scope)).all()
+    for row in current:
+        if row.content_hash == parsed.content_hash:
+            return row
+        row.active = False
+    version = ProcessVersion(process_key=process_key, province_code=province_code, content_hash=parsed.content_hash,
+                             bpmn_xml=xml, forms=dict(forms), active=True, note=note, published_by=published_by)
+    session.add(version)
+    session.flush()
+    return version
+
+
+def install_shipped_processes(session: Session, bpmn_path: Path) -> list[ProcessVersion]:
+    """Publish the shipped diagrams as the national versions where they differ from the one in force."""
+    forms = shipped_forms(bpmn_path)
+    return [publish_version(session, key, (bpmn_path / f"{key}.bpmn").read_text("utf-8"), forms,
+                            province_code=None, published_by="system")
+            for key in SHIPPED_PROCESSES]

@@ -1,0 +1,17 @@
+"""Shared bits for views that render JSON-schema forms."""
+from __future__ import annotations
+
+from flask import request
+from flask_login import current_user
+
+from app.models.user import User
+
+
+def acting_user() -> User:
+    """Return the logged-in user as the acting user of a service call."""
+    return current_user._get_current_object()  # type: ignore[no-any-return,attr-defined]
+
+
+def client_ip() -> str:
+    """Return the client address (the first proxy hop if behind one)."""
+    return (request.headers.get("X-Forwarded-For", "").split(",")[0].strip() or request.remote_addr or "unknown")

@@ -1,0 +1,149 @@
+"""School pages: 证书管理 → 证书试点申报, 基础信息, declarations."""
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any, Callable
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from app.extensions import db
+from app.forms import parse_submission
+from app.models.user import ROLE_SCHOOL
+from app.services import declarations as decl_service
+from app.services import school_info
+from app.services.errors import ServiceError
+from app.services.processes import engine
+from app.web.forms_view import acting_user
+
+bp = Blueprint("school", __name__, url_prefix="/school")
+
+
+def school_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Allow only school accounts."""
+    @wraps(view)
+    @login_required
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_user.role != ROLE_SCHOOL:
+            abort(403)
+        return view(*args, **kwargs)
+    return wrapper
+
+
+@bp.get("/")
+@school_required
+def dashboard() -> str:
+    """证书试点申报: the province's plans, the school's declarations and its open tasks."""
+    session = db.session()
+    user = acting_user()
+    school = school_info.own_school(session, user)
+    return render_template(
+        "school/dashboard.html", school=school, window=decl_service.window(session, school.province_code),
+        plans=decl_service.plans_of_province(session, school.province_code),
+        declarations=decl_service.school_declarations(session, user), inbox=decl_service.inbox(session, user),
+        task_open={d.id: decl_service.school_task_open(session, d) is not None
+                   for d in decl_service.school_declarations(session, user)},
+    )
+
+
+@bp.route("/info", methods=["GET", "POST"])
+@school_required
+def info() -> str | Response | tuple[str, int]:
+    """第一步：完善院校基础信息."""
+    session = db.session()
+    user = acting_user()
+    school = school_info.own_school(session, user)
+    form = school_info.info_form(engine().resolve_version(session, "declaration", school.province_code).forms)
+    if request.method == "GET":
+        return render_template("school/info.html", school=school, form=form,
+                               values=school_info.current_values(school), errors={})
+    values, errors, typed = parse_submission(form, request.form)
+    if not errors:
+        try:
+            school_info.save_info(session, user, form, values)
+        except ServiceError as exc:
+            errors = exc.field_errors or {"__all__": exc.message}
+    if errors:
+        return render_template("school/info.html", school=school, form=form, values=typed, errors=errors), 422
+    flash("院校基础信息已保存", "success")
+    return redirect(url_for("school.dashboard"))
+
+
+@bp.route("/declarations/new", methods=["GET", "POST"])
+@school_required
+def new_declaration() -> str | Response | tuple[str, int]:
+    """申请新的证书试点."""
+    session = db.session()
+    user = acting_user()
+    school, window, form = decl_service.new_declaration_context(session, user)
+    if school.info_completed_at is None:
+        flash("请先完成第一步“完善院校基础信息”，再申报证书试点", "warning")
+        return redirect(url_for("school.info"))
+    if form is None:
+        return render_template("school/closed.html", window=window), 403
+    if request.method == "GET":
+        return render_template("school/declaration_form.html", form=form, values={}, errors={}, window=window,
+                               declaration=None)
+    values, errors, typed = parse_submission(form, request.form)
+    action = request.form.get("action", decl_service.ACTION_SAVE)
+    if not errors:
+        try:
+            decl = decl_service.create_declaration(session, user, values, action)
+        except ServiceError as exc:
+            errors = exc.field_errors or {"__all__": exc.message}
+    if errors:
+        return render_template("school/declaration_form.html", form=form, values=typed, errors=errors,
+                               window=window, declaration=None), 422
+    flash("已提交审核，请等待省级教育行政部门审核" if action == decl_service.ACTION_SUBMIT
+          else "已保存草稿，可继续修改后再提交审核", "success")
+    return redirect(url_for("school.declaration", declaration_id=decl.id))
+
+
+@bp.get("/declarations/<int:declaration_id>")
+@school_required
+def declaration(declaration_id: int) -> str:
+    """One declaration: its content, status and history."""
+    session = db.session()
+    decl = decl_service.get_declaration(session, acting_user(), declaration_id)
+    return render_template("school/declaration.html", declaration=decl,
+                           editable=decl_service.school_task_open(session, decl) is not None,
+                           history=decl_service.history(session, decl.id),
+                           majors=decl_service.major_names(session, list(decl.majors)))
+
+
+@bp.route("/declarations/<int:declaration_id>/edit", methods=["GET", "POST"])
+@school_required
+def edit_declaration(declaration_id: int) -> str | Response | tuple[str, int]:
+    """Edit a draft or a declaration sent back by the reviewer."""
+    session = db.session()
+    user = acting_user()
+    decl, form = decl_service.edit_context(session, user, declaration_id)
+    window = decl_service.window(session, decl.province_code)
+    if request.method == "GET":
+        values = {"certificate_id": str(decl.certificate_id), "level": decl.level, "majors": list(decl.majors),
+                  "trainee_count": str(decl.trainee_count), "teachers": decl.teachers, "facilities": decl.facilities}
+        return render_template("school/declaration_form.html", form=form, values=values, errors={}, window=window,
+                               declaration=decl)
+    values, errors, typed = parse_submission(form, request.form)
+    action = request.form.get("action", decl_service.ACTION_SAVE)
+    if not errors:
+        try:
+            decl_service.update_declaration(session, user, declaration_id, values, action)
+        except ServiceError as exc:
+            errors = exc.field_errors or {"__all__": exc.message}
+    if errors:
+        return render_template("school/declaration_form.html", form=form, values=typed, errors=errors,
+                               window=window, declaration=decl), 422
+    flash("已提交审核，请等待省级教育行政部门审核" if action == decl_service.ACTION_SUBMIT
+          else "已保存草稿，可继续修改后再提交审核", "success")
+    return redirect(url_for("school.declaration", declaration_id=declaration_id))
+
+
+@bp.post("/declarations/<int:declaration_id>/delete")
+@school_required
+def delete_declaration(declaration_id: int) -> Response:
+    """Delete an unsubmitted draft."""
+    decl_service.delete_declaration(db.session(), acting_user(), declaration_id)
+    flash("草稿已删除", "success")
+    return redirect(url_for("school.dashboard"))

@@ -1,0 +1,63 @@
+"""Factories for tests: demo data, logged-in clients, declarations."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models.masterdata import Certificate, Major, School
+from app.models.user import User
+from app.services.demo import DEMO_PASSWORD, load_demo
+
+GOOD_DECLARATION = {
+    "level": "中级", "majors": ["510201", "510203"], "trainee_count": "60",
+    "teachers": "专任教师 8 人，其中 3 人持有 Web 前端开发中级证书，具备企业项目经验。",
+    "facilities": "计算机实训室 3 间，每间 50 个工位，具备考核所需网络与软件环境。",
+}
+
+
+def with_demo(app: Flask) -> None:
+    with app.app_context():
+        load_demo(db.session())
+        db.session.commit()
+
+
+def login(client: FlaskClient, username: str, password: str = DEMO_PASSWORD) -> Any:
+    return client.post("/login", data={"username": username, "password": password}, follow_redirects=False)
+
+
+def certificate_id(app: Flask, name_part: str = "Web前端") -> int:
+    with app.app_context():
+        return db.session.scalars(select(Certificate.id).where(Certificate.name.contains(name_part))).one()
+
+
+def school(app: Flask, name: str) -> School:
+    with app.app_context():
+        return db.session.scalars(select(School).where(School.name == name)).one()
+
+
+def user(app: Flask, username: str) -> User:
+    with app.app_context():
+        return db.session.scalars(select(User).where(User.username == username)).one()
+
+
+def complete_info(client: FlaskClient) -> Any:
+    return client.post("/school/info", data={
+        "education_level": "高职专科", "ownership": "公办", "contact_name": "陈老师", "contact_phone": "13900001111",
+        "address": "广州市天河区示范路 1 号",
+    })
+
+
+def declaration_form(app: Flask, **overrides: Any) -> dict[str, Any]:
+    data = dict(GOOD_DECLARATION)
+    data["certificate_id"] = str(certificate_id(app))
+    data.update(overrides)
+    return data
+
+
+def majors_of_level(app: Flask, level: str) -> list[str]:
+    with app.app_context():
+        return list(db.session.scalars(select(Major.code).where(Major.level == level)))
