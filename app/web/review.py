@@ -12,7 +12,7 @@ from app.extensions import db
 from app.forms import parse_submission
 from app.services import declarations as decl_service
 from app.services import review as review_service
-from app.services.errors import ServiceError
+from app.services.errors import Forbidden, NotFound, ServiceError
 from app.web.forms_view import acting_user
 
 bp = Blueprint("review", __name__, url_prefix="/review")
@@ -54,6 +54,8 @@ def review(declaration_id: int) -> str | Response | tuple[str, int]:
     if not errors:
         try:
             review_service.decide(session, user, declaration_id, values)
+        except (Forbidden, NotFound):
+            raise
         except ServiceError as exc:
             errors = exc.field_errors or {"__all__": exc.message}
     if errors:

@@ -13,7 +13,7 @@ from app.forms import parse_submission
 from app.models.user import ROLE_SCHOOL
 from app.services import declarations as decl_service
 from app.services import school_info
-from app.services.errors import ServiceError
+from app.services.errors import Forbidden, NotFound, ServiceError
 from app.services.processes import engine
 from app.web.forms_view import acting_user
 
@@ -62,6 +62,8 @@ def info() -> str | Response | tuple[str, int]:
     if not errors:
         try:
             school_info.save_info(session, user, form, values)
+        except (Forbidden, NotFound):
+            raise
         except ServiceError as exc:
             errors = exc.field_errors or {"__all__": exc.message}
     if errors:
@@ -90,6 +92,8 @@ def new_declaration() -> str | Response | tuple[str, int]:
     if not errors:
         try:
             decl = decl_service.create_declaration(session, user, values, action)
+        except (Forbidden, NotFound):
+            raise
         except ServiceError as exc:
             errors = exc.field_errors or {"__all__": exc.message}
     if errors:
@@ -130,6 +134,8 @@ def edit_declaration(declaration_id: int) -> str | Response | tuple[str, int]:
     if not errors:
         try:
             decl_service.update_declaration(session, user, declaration_id, values, action)
+        except (Forbidden, NotFound):
+            raise
         except ServiceError as exc:
             errors = exc.field_errors or {"__all__": exc.message}
     if errors:
