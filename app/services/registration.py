@@ -98,8 +98,6 @@ def register_school(session: Session, *, province_code: str, city_code: str, sch
 def issue_account(session: Session, school: School, phone: str, *, origin: str,
                   username: str | None = None) -> Registered:
     """Create the school's account with a generated password and send it by SMS through the registration process."""
-    from app.services.processes import engine
-
     password = generate_password()
     user = User(username=username or school.code, role=ROLE_SCHOOL, school_id=school.id, phone=phone,
                 province_code=school.province_code, city_code=school.city_code, display_name=school.name,
@@ -111,11 +109,11 @@ def issue_account(session: Session, school: School, phone: str, *, origin: str,
             session.flush()
     except IntegrityError:
         raise ServiceError("该院校已注册", {"school": f"院校名称：{school.name}已注册，请直接登录"}) from None
-    return _send_credentials(session, engine(), user, school, password, "account_issued")
+    return send_credentials(session, user, school, password, "account_issued")
 
 
-def _send_credentials(session: Session, eng: object, user: User, school: School, password: str,
-                      template: str) -> Registered:
+def send_credentials(session: Session, user: User, school: School, password: str, template: str) -> Registered:
+    """Prepare the SMS carrying the credentials and start the registration process that sends it."""
     from app.services.processes import engine
 
     ref = f"account:{user.id}:{secrets.token_hex(6)}"
