@@ -1,7 +1,7 @@
 """The one clock of the system; tests and the demo may move it."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 _offset = timedelta(0)
@@ -10,7 +10,7 @@ CHINA = ZoneInfo("Asia/Shanghai")
 
 def now() -> datetime:
     """Return the current time, aware, in UTC."""
-    return datetime.now(timezone.utc) + _offset
+    return datetime.now(UTC) + _offset
 
 
 def move(delta: timedelta) -> None:
@@ -47,7 +47,7 @@ def parse_local(text: str) -> datetime:
     text = text.strip().replace("T", " ")
     for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
         try:
-            return datetime.strptime(text, fmt).replace(tzinfo=CHINA).astimezone(timezone.utc)
+            return datetime.strptime(text, fmt).replace(tzinfo=CHINA).astimezone(UTC)
         except ValueError:
             continue
     raise ValueError(text)

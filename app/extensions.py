@@ -1,7 +1,8 @@
 """Process-wide extension objects, bound to an app in create_app."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask
 from flask_login import LoginManager

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC
 
 import pytest
 from sqlalchemy import select
@@ -124,17 +125,15 @@ HOSTILE = {
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_diagrams_are_refused_with_a_reason(app, name):
     xml, reason = HOSTILE[name]
-    with app.app_context():
-        with pytest.raises(InvalidProcess) as info:
-            engine().parse(xml, shipped_forms(app.config["XPILOT"].bpmn_path))
+    with app.app_context(), pytest.raises(InvalidProcess) as info:
+        engine().parse(xml, shipped_forms(app.config["XPILOT"].bpmn_path))
     assert reason in str(info.value), str(info.value)
 
 
 def test_problems_name_element_and_line(app):
     xml, _ = HOSTILE["script task"]
-    with app.app_context():
-        with pytest.raises(InvalidProcess) as info:
-            engine().parse(xml, {})
+    with app.app_context(), pytest.raises(InvalidProcess) as info:
+        engine().parse(xml, {})
     problem = info.value.problems[0]
     assert problem.element_id == "t" and problem.element_name == "坏脚本" and problem.line == 6
 
@@ -154,7 +153,7 @@ TIMER = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 def test_timer_is_scheduled_and_woken_by_a_job(app):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from app.models.process import ProcessVersion
     from tests.conftest import run_jobs
@@ -165,7 +164,7 @@ def test_timer_is_scheduled_and_woken_by_a_job(app):
         session.add(ProcessVersion(process_key="timer_demo", content_hash=parsed.content_hash, bpmn_xml=TIMER,
                                    forms={}, active=True))
         session.flush()
-        due = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()
+        due = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
         outcome = engine().start(session, "timer_demo", subject_type="test", subject_id=1, province_code=None,
                                  data={"due": due})
         session.commit()

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app import clock
 from app.extensions import db
 from app.models.declaration import Declaration
-from app.models.process import ProcessInstance, ServiceCall
+from app.models.process import ProcessInstance
 from app.models.sms import SmsMessage
 from tests.conftest import run_jobs
 from tests.factories import complete_info, declaration_form, login, user, with_demo

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.spiff.specs.defaults import UserTask
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app import clock
@@ -143,6 +144,8 @@ class ProcessEngine:
                       lanes: Iterable[str], data: Mapping[str, Any]) -> StepOutcome:
         """Complete a READY user task in one of the actor's lanes with the submitted data."""
         instance = self.lock(session, instance_id)
+        if instance.completed:
+            raise TaskNotAvailable(f"该事项已结束（{instance.status}）")
         parsed, workflow = self.load(session, instance)
         try:
             task = workflow.get_task_from_id(UUID(task_id))
@@ -161,6 +164,8 @@ class ProcessEngine:
     def complete_service(self, session: Session, call: ServiceCall, result: Mapping[str, Any]) -> bool:
         """Complete a STARTED service task with its result; return False if it no longer waits."""
         instance = self.lock(session, call.instance_id)
+        if instance.completed:
+            return False
         parsed, workflow = self.load(session, instance)
         try:
             task = workflow.get_task_from_id(UUID(call.task_id))
@@ -181,7 +186,7 @@ class ProcessEngine:
         if instance.completed:
             return None
         parsed, workflow = self.load(session, instance)
-        workflow.refresh_waiting_tasks()
+        workflow.refresh_timers()
         self._run_engine(workflow)
         return self._save(session, instance, parsed, workflow, actor_id=None)
 
@@ -192,6 +197,58 @@ class ProcessEngine:
             return {}
         _, workflow = self.load(session, instance)
         return dict(workflow.last_task.data) if workflow.last_task is not None else dict(workflow.data)
+
+    def retime(self, session: Session, instance_id: int, task_name: str, at: datetime) -> bool:
+        """Move a waiting timer to a new time (a deadline extension); return False if it is not waiting."""
+        instance = self.lock(session, instance_id)
+        if instance.completed:
+            return False
+        parsed, workflow = self.load(session, instance)
+        waiting = [t for t in workflow.get_tasks(state=TaskState.WAITING) if t.task_spec.name == task_name]
+        if not waiting:
+            return False
+        for task in waiting:
+            task._set_internal_data(event_value=at.isoformat())
+        self._save(session, instance, parsed, workflow, actor_id=None)
+        return True
+
+    def update_waiting(self, session: Session, instance_id: int, data: Mapping[str, Any],
+                       retime: Mapping[str, datetime] | None = None) -> bool:
+        """Replace values in the data of an instance's live tasks (so later steps see them) and move armed timers."""
+        instance = self.lock(session, instance_id)
+        if instance.completed:
+            return False
+        parsed, workflow = self.load(session, instance)
+        live = TaskState.READY | TaskState.WAITING | TaskState.FUTURE | TaskState.LIKELY | TaskState.MAYBE
+        for task in workflow.get_tasks(state=live):
+            task.data.update(copy.deepcopy(dict(data)))
+            if retime and task.task_spec.name in retime and task.state == TaskState.WAITING:
+                task._set_internal_data(event_value=retime[task.task_spec.name].isoformat())
+        self._save(session, instance, parsed, workflow, actor_id=None)
+        return True
+
+    @staticmethod
+    def terminate_many(session: Session, instance_ids: list[int], status: str) -> int:
+        """End many instances at once without loading them (bulk expiry at a deadline); return how many.
+
+        The instances are marked completed with the given status and their open tasks and calls closed;
+        the engine never acts on a completed instance again.
+        """
+        if not instance_ids:
+            return 0
+        now = clock.now()
+        total = 0
+        for start in range(0, len(instance_ids), 500):
+            chunk = instance_ids[start:start + 500]
+            total += session.execute(update(ProcessInstance).where(
+                ProcessInstance.id.in_(chunk), ProcessInstance.completed.is_(False)).values(
+                completed=True, status=status, updated_at=now, next_wake_at=None,
+                lock_version=ProcessInstance.lock_version + 1)).rowcount or 0
+            session.execute(update(HumanTask).where(HumanTask.instance_id.in_(chunk),
+                                                    HumanTask.completed_at.is_(None)).values(completed_at=now))
+            session.execute(update(ServiceCall).where(ServiceCall.instance_id.in_(chunk),
+                                                      ServiceCall.status == "pending").values(status="cancelled"))
+        return total
 
     def cancel(self, session: Session, instance_id: int) -> None:
         """Cancel an instance and close its open tasks and calls."""

@@ -1,8 +1,9 @@
 """JSON-schema forms: turn a schema into fields to render, and posted text into checked values."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import jsonschema
 

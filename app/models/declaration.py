@@ -27,6 +27,9 @@ class Declaration(Base):
         UniqueConstraint("plan_id", "school_id", "certificate_id", "level", name="uq_declaration_once"),
         Index("ix_declaration_queue", "province_code", "status", "submitted_at"),
         Index("ix_declaration_school", "school_id", "plan_id"),
+        Index("ix_declaration_plan_status", "plan_id", "status"),
+        Index("ix_declaration_province_cert", "province_code", "certificate_id", "level"),
+        Index("ix_declaration_province_city", "province_code", "city_code"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -35,6 +35,8 @@ class SmsMessage(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=now)
     sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    province_code: Mapped[str | None] = mapped_column(String(6), nullable=True, index=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class AuditEntry(Base):

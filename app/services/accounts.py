@@ -10,7 +10,12 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.models.masterdata import Division
-from app.models.user import ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER, STAFF_ROLES, User
+from app.models.user import (
+    ROLE_PROVINCE_ADMIN,
+    ROLE_PROVINCE_REVIEWER,
+    STAFF_ROLES,
+    User,
+)
 from app.services.errors import ServiceError
 
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")

@@ -1,8 +1,9 @@
 """Declarations of certificate pilots by schools (user guide 一.3, 二.2–3)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import select

@@ -7,7 +7,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.models.masterdata import BINGTUAN_CODE, BINGTUAN_NAME, Certificate, Division, Major, School
+from app.models.masterdata import (
+    BINGTUAN_CODE,
+    BINGTUAN_NAME,
+    Certificate,
+    Division,
+    Major,
+    School,
+)
 from app.models.plan import PLAN_PUBLISHED, DeclarationPlan, PlanCertificate
 from app.models.user import ROLE_SCHOOL, User
 from app.services.accounts import create_staff
@@ -157,4 +164,9 @@ def _plans(session: Session, certs: list[Certificate]) -> None:
                                published_at=now, notes="请按本省要求在申报截止前提交，逾期不能申报。")
         plan.certificates = [PlanCertificate(certificate_id=c.id) for c in certs]
         session.add(plan)
+        session.flush()
+        from app.services.plans import _process_data
+        from app.services.processes import engine
+        plan.instance_id = engine().start(session, "plan", subject_type="plan", subject_id=plan.id,
+                                          province_code=province, data=_process_data(plan)).instance_id
     session.flush()

@@ -37,6 +37,28 @@ def enqueue_delivery(message_id: int) -> None:
                             result_ttl=600, failure_ttl=7 * 86400)
 
 
+def enqueue_deliveries(message_ids: list[int]) -> None:
+    """Queue delivery of many messages, a few hundred per job."""
+    with jobs.redis.pipeline() as pipe:
+        for start in range(0, len(message_ids), 200):
+            chunk = message_ids[start:start + 200]
+            jobs.queue.enqueue_call(deliver_messages, args=(chunk,), job_id=f"smsb-{chunk[0]}-{chunk[-1]}",
+                                    retry=RETRY, result_ttl=600, failure_ttl=7 * 86400, pipeline=pipe)
+        pipe.execute()
+
+
+def deliver_messages(message_ids: list[int]) -> int:
+    """Deliver a batch of queued messages; each is committed on its own so a crash loses none."""
+    sent = 0
+    for message_id in message_ids:
+        try:
+            deliver_message(message_id)
+            sent += 1
+        except RuntimeError:
+            enqueue_delivery(message_id)
+    return sent
+
+
 def run_service_call(call_id: int) -> str:
     """Run a service call's handler and complete its task if it still waits."""
     from app.services.processes import engine

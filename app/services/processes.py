@@ -14,7 +14,7 @@ from app.handlers import HANDLERS
 from app.models.process import ProcessVersion
 from app.models.user import ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER, ROLE_SCHOOL
 
-SHIPPED_PROCESSES = ("registration", "declaration")
+SHIPPED_PROCESSES = ("registration", "declaration", "plan")
 LANES = (ROLE_SCHOOL, ROLE_PROVINCE_REVIEWER, ROLE_PROVINCE_ADMIN)
 
 

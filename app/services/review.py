@@ -1,7 +1,8 @@
 """Provincial review of submitted declarations (the minimal queue; plans and bulk work come later)."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -12,7 +13,12 @@ from app.forms import FormSpec, build_form, validate
 from app.models.declaration import Declaration
 from app.models.masterdata import School
 from app.models.process import HumanTask
-from app.models.user import ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER, ROLE_SCHOOL, User
+from app.models.user import (
+    ROLE_PROVINCE_ADMIN,
+    ROLE_PROVINCE_REVIEWER,
+    ROLE_SCHOOL,
+    User,
+)
 from app.services.declarations import _event
 from app.services.errors import Forbidden, NotFound, ServiceError
 

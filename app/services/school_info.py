@@ -1,7 +1,8 @@
 """第一步：完善院校基础信息."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from app import clock
 from app.forms import FormSpec, build_form, validate

@@ -17,9 +17,9 @@ from app.services.errors import Forbidden, NotFound, ServiceError
 
 def register_blueprints(app: Flask) -> None:
     """Attach blueprints, hooks and error pages."""
-    from app.web import admin, auth, public, review, school
+    from app.web import admin, auth, province, public, review, school
 
-    for bp in (public.bp, auth.bp, school.bp, review.bp, admin.bp):
+    for bp in (public.bp, auth.bp, school.bp, review.bp, province.bp, admin.bp):
         app.register_blueprint(bp)
 
     login_manager.login_view = "auth.login"

@@ -16,6 +16,24 @@ def home() -> str | Response:
     return render_template("home.html")
 
 
+@bp.get("/announcements")
+def announcements() -> str:
+    """审核结果公示: every plan whose results are public."""
+    from app.extensions import db
+    from app.services.announcement import public_plans
+    return render_template("public/announcements.html", plans=public_plans(db.session()))
+
+
+@bp.get("/announcements/<int:plan_id>")
+def announcement(plan_id: int) -> str:
+    """审核结果公示 of one plan: approved schools and certificates (no login)."""
+    from app import clock
+    from app.extensions import db
+    from app.services.announcement import announcement as load
+    plan, province, lines = load(db.session(), plan_id)
+    return render_template("public/announcement.html", plan=plan, province=province, lines=lines, now=clock.now())
+
+
 @bp.get("/healthz")
 def healthz() -> dict[str, str]:
     """Answer a load balancer's health check."""

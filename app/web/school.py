@@ -1,8 +1,9 @@
 """School pages: 证书管理 → 证书试点申报, 基础信息, declarations."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -13,6 +14,7 @@ from app.forms import parse_submission
 from app.models.user import ROLE_SCHOOL
 from app.services import declarations as decl_service
 from app.services import school_info
+from app.services.announcement import school_results
 from app.services.errors import Forbidden, NotFound, ServiceError
 from app.services.processes import engine
 from app.web.forms_view import acting_user
@@ -44,6 +46,7 @@ def dashboard() -> str:
         declarations=decl_service.school_declarations(session, user), inbox=decl_service.inbox(session, user),
         task_open={d.id: decl_service.school_task_open(session, d) is not None
                    for d in decl_service.school_declarations(session, user)},
+        results=school_results(session, school.id),
     )
 
 

@@ -44,7 +44,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def chromium_browser() -> Iterator[Any]:
     """Headless Debian Chromium (Playwright cannot download its own browsers here)."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed")
@@ -116,9 +116,11 @@ class Browsing:
 
 
 @pytest.fixture
-def browsing(browser: Any, live_server: LiveServer, request: pytest.FixtureRequest) -> Iterator[Browsing]:
+def browsing(chromium_browser: Any, live_server: LiveServer, request: pytest.FixtureRequest) -> Iterator[Browsing]:
     """Browser contexts against the live server; no uncaught script error may happen on any page."""
-    session = Browsing(browser=browser, server=live_server, test_name=re.sub(r"\W+", "_", request.node.name))
+    session = Browsing(browser=chromium_browser, server=live_server, test_name=re.sub(r"\W+", "_", request.node.name))
+    for stale in ARTIFACTS.glob(f"failed-{session.test_name}-*.png"):
+        stale.unlink()
     yield session
     report = request.node.stash.get(_CALL_REPORT, None)
     session.close(failed=report is None or report.failed)

@@ -37,10 +37,26 @@ DETAIL_URL = re.compile(r"/school/declarations/\d+$")
 
 # ---------------------------------------------------------------- helpers
 
+def field(page: Any, label: str) -> Any:
+    """The input tied to the visible <label> with exactly this text (a required-field marker "*" may follow)."""
+    return page.get_by_label(re.compile(rf"^\s*{re.escape(label)}(\s*\*)?\s*$"))
+
+
+def province_select(page: Any) -> Any:
+    """The 所在省市 province select, found through its visible <label for=...>.
+
+    get_by_label("所在省市") finds nothing: the select's aria-label="所在省份" overrides the visible label
+    (see test_registration_fields_are_named_by_their_visible_labels, an xfail for that app bug).
+    """
+    label = page.locator("label").filter(has_text=re.compile(r"^所在省市$"))
+    expect(label).to_have_count(1)
+    return page.locator(f"select#{label.get_attribute('for')}")
+
+
 def log_in(page: Any, username: str, password: str) -> None:
     """Fill 账号 and 密码 on the login page and log in."""
-    page.get_by_label("账号", exact=True).fill(username)
-    page.get_by_label("密码", exact=True).fill(password)
+    field(page, "账号").fill(username)
+    field(page, "密码").fill(password)
     page.get_by_role("button", name="登录", exact=True).click()
 
 
@@ -55,11 +71,11 @@ def complete_school_info(page: Any) -> None:
     """第一步：完善院校基础信息 (from the dashboard)."""
     page.get_by_role("link", name="完善院校基础信息", exact=True).click()
     expect(page.get_by_role("heading", name="第一步：完善院校基础信息")).to_be_visible()
-    page.get_by_label("办学层次").select_option(label="高职专科")
-    page.get_by_label("办学性质").select_option(label="公办")
-    page.get_by_label("联系人").fill("陈老师")
-    page.get_by_label("联系电话").fill("13900001111")
-    page.get_by_label("通讯地址").fill("广州市天河区示范路 1 号")
+    field(page, "办学层次").select_option(label="高职专科")
+    field(page, "办学性质").select_option(label="公办")
+    field(page, "联系人").fill("陈老师")
+    field(page, "联系电话").fill("13900001111")
+    field(page, "通讯地址").fill("广州市天河区示范路 1 号")
     page.get_by_role("button", name="保存院校基础信息").click()
     expect(page.get_by_text("院校基础信息已保存")).to_be_visible()
 
@@ -67,12 +83,12 @@ def complete_school_info(page: Any) -> None:
 def fill_declaration(page: Any, *, trainee_count: str = "60", teachers: str = TEACHERS,
                      majors: list[str] | None = None) -> None:
     """Fill the declaration form by its labels: 证书 · 证书等级 · 拟申请专业 · 培训人数 · 师资情况 · 场地情况."""
-    page.get_by_label("证书", exact=True).select_option(label=CERTIFICATE)
-    page.get_by_label("证书等级", exact=True).select_option(label="中级")
-    page.get_by_label("拟申请专业", exact=True).select_option(label=MAJORS if majors is None else majors)
-    page.get_by_label("培训人数", exact=True).fill(trainee_count)
-    page.get_by_label("师资情况", exact=True).fill(teachers)
-    page.get_by_label("场地情况", exact=True).fill(FACILITIES)
+    field(page, "证书").select_option(label=CERTIFICATE)
+    field(page, "证书等级").select_option(label="中级")
+    field(page, "拟申请专业").select_option(label=MAJORS if majors is None else majors)
+    field(page, "培训人数").fill(trainee_count)
+    field(page, "师资情况").fill(teachers)
+    field(page, "场地情况").fill(FACILITIES)
 
 
 def submit_for_review(page: Any, *, confirm: bool) -> list[str]:
@@ -100,9 +116,9 @@ def review(reviewer: Any, decision: str, comment: str = "") -> None:
     row = reviewer.get_by_role("row").filter(has_text=SCHOOL)
     row.get_by_role("link", name="审核", exact=True).click()
     expect(reviewer.get_by_role("heading", name=f"审核：{SCHOOL}")).to_be_visible()
-    reviewer.get_by_label(decision, exact=True).check()
+    field(reviewer, decision).check()
     if comment:
-        reviewer.get_by_label("审核意见", exact=True).fill(comment)
+        field(reviewer, "审核意见").fill(comment)
     reviewer.get_by_role("button", name="提交审核结论").click()
     expect(reviewer.get_by_text("审核结果已提交")).to_be_visible()
 
@@ -130,11 +146,6 @@ def assert_chinese_renders_as_glyphs(page: Any, name: str) -> None:
     (ARTIFACTS / f"{name}-glyphs.png").write_bytes(page.locator("#glyph-probe").screenshot())
     assert shots["g1"] != shots["g2"], "两个不同的汉字渲染得一模一样：没有中文字体（显示为方框）"
     assert shots["g1"] != shots["g3"] and shots["g2"] != shots["g3"], "汉字与缺字方框相同：没有中文字体"
-    # The page's own font stack resolves to an installed CJK font, not to a fallback box.
-    heading = page.get_by_role("heading", level=1)
-    width = heading.evaluate("h => { const r = document.createRange(); r.selectNodeContents(h);"
-                             " return r.getBoundingClientRect().width; }")
-    assert width > 0
     page.evaluate("() => document.getElementById('glyph-probe').remove()")
 
 
@@ -158,15 +169,15 @@ def test_flow_one_register_declare_reject_resubmit_approve(browsing: Any) -> Non
     expect(school.get_by_role("heading", name="院校注册")).to_be_visible()
 
     # 2. 注册账号: 所在省市 first, then 院校名称 from the official list (datalist), then 手机号.
-    school.get_by_label("所在省市", exact=True).select_option(label="广东省")
-    school.get_by_label("所在城市", exact=True).select_option(label="广州市")
-    name_input = school.get_by_label("院校名称", exact=True)
+    province_select(school).select_option(label="广东省")
+    field(school, "所在城市").select_option(label="广州市")
+    name_input = field(school, "院校名称")
     name_input.press_sequentially("岭南交通")
     offered = school.locator("#school-list option")
     expect(offered).to_have_count(1)
     expect(offered).to_have_attribute("value", SCHOOL)
     name_input.fill(offered.get_attribute("value"))  # picking the suggestion puts its value in the field
-    school.get_by_label("手机号", exact=True).fill(PHONE)
+    field(school, "手机号").fill(PHONE)
     school.get_by_role("button", name="注册", exact=True).click()
 
     # The page shows the account and the password; the SMS goes out through the worker.
@@ -185,12 +196,12 @@ def test_flow_one_register_declare_reject_resubmit_approve(browsing: Any) -> Non
 
     # 开始申报试点证书 → login with the shown account → forced password change → dashboard.
     school.get_by_role("link", name="开始申报试点证书", exact=True).click()
-    expect(school.get_by_label("账号", exact=True)).to_have_value(account)
+    expect(field(school, "账号")).to_have_value(account)
     log_in(school, account, password)
     expect(school.get_by_text("首次登录请先修改初始密码")).to_be_visible()
-    school.get_by_label("当前密码", exact=True).fill(password)
-    school.get_by_label("新密码", exact=True).fill(NEW_PASSWORD)
-    school.get_by_label("确认新密码", exact=True).fill(NEW_PASSWORD)
+    field(school, "当前密码").fill(password)
+    field(school, "新密码").fill(NEW_PASSWORD)
+    field(school, "确认新密码").fill(NEW_PASSWORD)
     school.get_by_role("button", name="保存新密码").click()
     expect(school.get_by_text("密码已修改")).to_be_visible()
     expect(school.get_by_role("link", name="完善院校基础信息", exact=True)).to_be_visible()
@@ -208,14 +219,16 @@ def test_flow_one_register_declare_reject_resubmit_approve(browsing: Any) -> Non
 
     # Edit the draft; dismissing the confirm dialog of 提交审核 keeps it a draft.
     school.get_by_role("link", name="修改", exact=True).click()
-    expect(school.get_by_label("培训人数", exact=True)).to_have_value("60")
-    expect(school.get_by_label("师资情况", exact=True)).to_have_value(TEACHERS)
-    school.get_by_label("培训人数", exact=True).fill("80")
+    expect(field(school, "培训人数")).to_have_value("60")
+    expect(field(school, "师资情况")).to_have_value(TEACHERS)
+    field(school, "培训人数").fill("80")
     edit_url = school.url
+    posts: list[str] = []
+    school.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
     dialogs = submit_for_review(school, confirm=False)
     assert dialogs and "确认提交审核" in dialogs[0]
     school.wait_for_timeout(300)
-    assert school.url == edit_url
+    assert school.url == edit_url and posts == []  # nothing was sent
     expect(school.get_by_role("button", name="提交审核", exact=True)).to_be_enabled()
     expect(school.get_by_role("button", name="保存，暂不提交审核", exact=True)).to_be_enabled()
     peek = school.context.new_page()
@@ -241,7 +254,7 @@ def test_flow_one_register_declare_reject_resubmit_approve(browsing: Any) -> Non
     staff_logs_in(reviewer, "gd_reviewer")
     expect(reviewer.get_by_role("row").filter(has_text=SCHOOL)).to_have_count(1)
     reviewer.get_by_role("row").filter(has_text=SCHOOL).get_by_role("link", name="审核", exact=True).click()
-    reviewer.get_by_label("审核不通过", exact=True).check()
+    field(reviewer, "审核不通过").check()
     reviewer.get_by_role("button", name="提交审核结论").click()
     expect(reviewer.get_by_text("审核意见：必填")).to_be_visible()
     review(reviewer, "审核不通过", REJECTION)
@@ -256,9 +269,9 @@ def test_flow_one_register_declare_reject_resubmit_approve(browsing: Any) -> Non
     expect(school.locator("#review-comment")).to_have_text(REJECTION)
     school.get_by_role("link", name="修改", exact=True).click()
     expect(school.get_by_text(f"审核意见：{REJECTION}")).to_be_visible()
-    expect(school.get_by_label("培训人数", exact=True)).to_have_value("80")
-    school.get_by_label("拟申请专业", exact=True).select_option(label=[MAJORS[0]])
-    school.get_by_label("师资情况", exact=True).fill(TEACHERS + "另有 2 人持高级证书。")
+    expect(field(school, "培训人数")).to_have_value("80")
+    field(school, "拟申请专业").select_option(label=[MAJORS[0]])
+    field(school, "师资情况").fill(TEACHERS + "另有 2 人持高级证书。")
     submit_for_review(school, confirm=True)
     expect(status_of(school)).to_have_text("待审核")
     expect(school.get_by_role("link", name="修改", exact=True)).to_have_count(0)
@@ -289,6 +302,8 @@ def test_flow_two_legacy_school_drafts_edits_deletes_and_submits(browsing: Any) 
     plans = school.get_by_role("heading", name="本省证书申报计划").locator("..")
     expect(plans.get_by_role("cell", name="2026年广东省1+X证书试点申报（第一批）")).to_be_visible()
     expect(school.get_by_text("还没有申报记录。")).to_be_visible()
+    # The account predates step one: the page says to complete the school's basic information first.
+    expect(school.get_by_text("尚未完善院校基础信息，完善后才能申报证书试点。")).to_be_visible()
     complete_school_info(school)
 
     # 申报证书试点 → save a draft.
@@ -303,7 +318,7 @@ def test_flow_two_legacy_school_drafts_edits_deletes_and_submits(browsing: Any) 
     row = school.get_by_role("row").filter(has_text=CERTIFICATE)
     expect(row.get_by_text("草稿", exact=True)).to_be_visible()
     row.get_by_role("link", name="修改", exact=True).click()
-    school.get_by_label("培训人数", exact=True).fill("75")
+    field(school, "培训人数").fill("75")
     school.get_by_role("button", name="保存，暂不提交审核", exact=True).click()
     expect(status_of(school)).to_have_text("草稿")
     expect(school.locator("dd").filter(has_text=re.compile(r"^75$"))).to_have_count(1)
@@ -311,9 +326,12 @@ def test_flow_two_legacy_school_drafts_edits_deletes_and_submits(browsing: Any) 
     # Delete the draft: dismissing the confirm keeps it, accepting deletes it.
     school.get_by_role("link", name="证书试点申报", exact=True).click()
     row = school.get_by_role("row").filter(has_text=CERTIFICATE)
+    posts: list[str] = []
+    school.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
     school.once("dialog", lambda d: d.dismiss())
     row.get_by_role("button", name="删除", exact=True).click()
     school.wait_for_timeout(300)
+    assert posts == []
     expect(row).to_have_count(1)
     messages: list[str] = []
     school.once("dialog", lambda d: (messages.append(d.message), d.accept()))
@@ -348,17 +366,17 @@ def test_bad_declaration_input_shows_field_messages_and_keeps_what_was_typed(bro
     expect(school.get_by_text("培训人数：不能小于 1")).to_be_visible()
     expect(school.get_by_text("师资情况：至少 10 个字")).to_be_visible()
     # What was typed and chosen is still there.
-    expect(school.get_by_label("证书", exact=True)).to_have_value(re.compile(r"^\d+$"))
-    expect(school.get_by_label("证书", exact=True).locator("option:checked")).to_have_text(CERTIFICATE)
-    expect(school.get_by_label("证书等级", exact=True)).to_have_value("中级")
-    expect(school.get_by_label("拟申请专业", exact=True)).to_have_values(["510201", "510203"])
-    expect(school.get_by_label("培训人数", exact=True)).to_have_value("0")
-    expect(school.get_by_label("师资情况", exact=True)).to_have_value("少")
-    expect(school.get_by_label("场地情况", exact=True)).to_have_value(FACILITIES)
+    expect(field(school, "证书")).to_have_value(re.compile(r"^\d+$"))
+    expect(field(school, "证书").locator("option:checked")).to_have_text(CERTIFICATE)
+    expect(field(school, "证书等级")).to_have_value("中级")
+    expect(field(school, "拟申请专业")).to_have_values(["510201", "510203"])
+    expect(field(school, "培训人数")).to_have_value("0")
+    expect(field(school, "师资情况")).to_have_value("少")
+    expect(field(school, "场地情况")).to_have_value(FACILITIES)
 
     # Correcting the two fields saves the draft.
-    school.get_by_label("培训人数", exact=True).fill("60")
-    school.get_by_label("师资情况", exact=True).fill(TEACHERS)
+    field(school, "培训人数").fill("60")
+    field(school, "师资情况").fill(TEACHERS)
     school.get_by_role("button", name="保存，暂不提交审核", exact=True).click()
     expect(status_of(school)).to_have_text("草稿")
 
@@ -366,12 +384,26 @@ def test_bad_declaration_input_shows_field_messages_and_keeps_what_was_typed(bro
 def test_registration_of_an_unlisted_school_names_the_officer_and_keeps_input(browsing: Any) -> None:
     page = browsing.new_page("newcomer")
     page.goto("/register")
-    page.get_by_label("所在省市", exact=True).select_option(label="广东省")
-    page.get_by_label("院校名称", exact=True).press_sequentially("不存在的职业学院")
-    expect(page.get_by_text("没有找到匹配的院校。如本校不在名单中，请联系李老师")).to_be_visible()
-    page.get_by_label("手机号", exact=True).fill("1234")
+    province_select(page).select_option(label="广东省")
+    field(page, "所在城市").select_option(label="广州市")
+    field(page, "院校名称").press_sequentially("不存在的职业学院")
+    # While typing, the search says the school is not in the list and whom to contact.
+    expect(page.get_by_text(re.compile(r"没有找到匹配的院校。如本校不在名单中，请联系.*李老师"))).to_be_visible()
+    field(page, "手机号").fill("1234")
     page.get_by_role("button", name="注册", exact=True).click()
-    expect(page.get_by_role("alert").first).to_be_visible()
-    expect(page.get_by_label("院校名称", exact=True)).to_have_value("不存在的职业学院")
-    expect(page.get_by_label("手机号", exact=True)).to_have_value("1234")
-    expect(page.get_by_label("所在省市", exact=True)).to_have_value("440000")
+
+    expect(page.get_by_role("alert").filter(has_text="不在广东省的教育部院校名单中")).to_contain_text("李老师")
+    expect(page.get_by_role("alert").filter(has_text="手机号：请输入 11 位中国大陆手机号")).to_be_visible()
+    expect(province_select(page)).to_have_value("440000")
+    expect(field(page, "所在城市")).to_have_value("440100")
+    expect(field(page, "院校名称")).to_have_value("不存在的职业学院")
+    expect(field(page, "手机号")).to_have_value("1234")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "app bug: app/templates/auth/register.html gives the province <select id=province> aria-label=\"所在省份\", "
+    "which overrides its visible <label for=province>所在省市</label>, so its accessible name is not 所在省市"))
+def test_registration_fields_are_named_by_their_visible_labels(browsing: Any) -> None:
+    page = browsing.new_page("newcomer")
+    page.goto("/register")
+    expect(page.get_by_role("combobox", name="所在省市", exact=True)).to_have_count(1, timeout=1000)
