@@ -17,10 +17,20 @@ from app.services.errors import Forbidden, NotFound, ServiceError
 
 def register_blueprints(app: Flask) -> None:
     """Attach blueprints, hooks and error pages."""
-    from app.web import admin, auth, province, public, review, school
+    import importlib
+    import pkgutil
 
-    for bp in (public.bp, auth.bp, school.bp, review.bp, province.bp, admin.bp):
-        app.register_blueprint(bp)
+    import app.web as web_package
+
+    nav: list[tuple[int, tuple[str, ...], str, str]] = []
+    for info in sorted(pkgutil.iter_modules(web_package.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"app.web.{info.name}")
+        blueprint = getattr(module, "bp", None)
+        if blueprint is not None:
+            app.register_blueprint(blueprint)
+        # NAV_ITEMS: (order, roles, label, endpoint) — menu entries a module offers to those roles.
+        nav.extend(getattr(module, "NAV_ITEMS", []))
+    app.config["XPILOT_NAV"] = sorted(nav)
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = "请先登录"

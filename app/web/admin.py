@@ -9,6 +9,7 @@ from app.models.user import ROLE_ANALYST, ROLE_MINISTRY_ADMIN
 from app.services.outbox import newest_messages
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+NAV_ITEMS = [(90, ("ministry_admin", "analyst"), "短信记录", "admin.outbox")]
 
 
 @bp.get("/outbox")

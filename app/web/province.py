@@ -16,6 +16,7 @@ from app.services.errors import Forbidden, NotFound, ServiceError
 from app.web.forms_view import acting_user
 
 bp = Blueprint("province", __name__, url_prefix="/province")
+NAV_ITEMS = [(30, ("province_admin",), "申报计划", "province.plans")]
 
 
 def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -17,6 +17,7 @@ from app.services.errors import Forbidden, NotFound, ServiceError
 from app.web.forms_view import acting_user
 
 bp = Blueprint("review", __name__, url_prefix="/review")
+NAV_ITEMS = [(20, ("province_reviewer", "province_admin"), "审核", "review.queue")]
 
 
 def reviewer_required(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -20,6 +20,7 @@ from app.services.processes import engine
 from app.web.forms_view import acting_user
 
 bp = Blueprint("school", __name__, url_prefix="/school")
+NAV_ITEMS = [(10, ("school",), "证书试点申报", "school.dashboard"), (11, ("school",), "院校基础信息", "school.info")]
 
 
 def school_required(view: Callable[..., Any]) -> Callable[..., Any]:
