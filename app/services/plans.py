@@ -115,23 +115,28 @@ def _process_data(plan: DeclarationPlan) -> dict[str, Any]:
             "announce_ends_at": plan.announce_ends_at.isoformat()}
 
 
-def publish_plan(session: Session, user: User, data: PlanInput, errors: dict[str, str]) -> DeclarationPlan:
-    """发布申报计划: create the plan and start its process, whose timers close it and compute results."""
-    from app.services.processes import engine
-
-    province = _require_admin(user)
-    now = clock.now()
-    if data.ends_at and data.ends_at <= now:
+def _apply(session: Session, plan: DeclarationPlan, data: PlanInput, errors: dict[str, str]) -> None:
+    """Check the input against the clock and the catalog, then copy it onto the plan."""
+    if data.ends_at and data.ends_at <= clock.now():
         errors.setdefault("ends_at", "申报截止时间：不能早于当前时间")
     cert_ids = _check_certificates(session, data.certificate_ids, errors)
     if errors:
         raise ServiceError("申报计划信息有误，请按提示修改", errors)
     assert data.starts_at and data.ends_at and data.review_deadline and data.announce_days
-    plan = DeclarationPlan(province_code=province, name=data.name, starts_at=data.starts_at, ends_at=data.ends_at,
-                           review_deadline=data.review_deadline, announce_days=data.announce_days,
-                           contact_name=data.contact_name, contact_phone=data.contact_phone, notes=data.notes,
-                           status=PLAN_PUBLISHED, published_at=now, created_by_id=user.id)
+    plan.name, plan.starts_at, plan.ends_at = data.name, data.starts_at, data.ends_at
+    plan.review_deadline, plan.announce_days = data.review_deadline, data.announce_days
+    plan.contact_name, plan.contact_phone, plan.notes = data.contact_name, data.contact_phone, data.notes
     plan.certificates = [PlanCertificate(certificate_id=i) for i in cert_ids]
+
+
+def publish_plan(session: Session, user: User, data: PlanInput, errors: dict[str, str]) -> DeclarationPlan:
+    """发布申报计划: create the plan and start its process, whose timers close it and compute results."""
+    from app.services.processes import engine
+
+    province = _require_admin(user)
+    plan = DeclarationPlan(province_code=province, status=PLAN_PUBLISHED, published_at=clock.now(),
+                           created_by_id=user.id)
+    _apply(session, plan, data, errors)
     session.add(plan)
     session.flush()
     outcome = engine().start(session, "plan", subject_type="plan", subject_id=plan.id, province_code=province,
@@ -150,16 +155,7 @@ def edit_plan(session: Session, user: User, plan_id: int, data: PlanInput, error
     now = clock.now()
     if plan.status != PLAN_PUBLISHED or plan.starts_at <= now:
         raise Forbidden("申报已开始的计划不能修改，只能延长申报截止时间")
-    if data.ends_at and data.ends_at <= now:
-        errors.setdefault("ends_at", "申报截止时间：不能早于当前时间")
-    cert_ids = _check_certificates(session, data.certificate_ids, errors)
-    if errors:
-        raise ServiceError("申报计划信息有误，请按提示修改", errors)
-    assert data.starts_at and data.ends_at and data.review_deadline and data.announce_days
-    plan.name, plan.starts_at, plan.ends_at = data.name, data.starts_at, data.ends_at
-    plan.review_deadline, plan.announce_days = data.review_deadline, data.announce_days
-    plan.contact_name, plan.contact_phone, plan.notes = data.contact_name, data.contact_phone, data.notes
-    plan.certificates = [PlanCertificate(certificate_id=i) for i in cert_ids]
+    _apply(session, plan, data, errors)
     session.flush()
     if plan.instance_id:
         engine().update_waiting(session, plan.instance_id, _process_data(plan), retime={"wait_close": plan.ends_at})
