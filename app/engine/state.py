@@ -10,9 +10,11 @@ from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.spiff.serializer.task_spec import ServiceTaskConverter
 from SpiffWorkflow.util.task import TaskState
 
 from app.engine.script_engine import SAFE_ENGINE
+from app.engine.service_task import DeferredServiceTask
 from app.engine.specs import ParsedProcess
 
 _restoring: contextvars.ContextVar[ParsedProcess] = contextvars.ContextVar("restoring")
@@ -40,6 +42,7 @@ class StateOnlyWorkflowConverter(BpmnWorkflowConverter):
 
 _config = dict(SPIFF_CONFIG)
 _config[BpmnWorkflow] = StateOnlyWorkflowConverter
+_config[DeferredServiceTask] = ServiceTaskConverter
 SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_config))
 
 
