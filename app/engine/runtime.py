@@ -64,6 +64,13 @@ class StepOutcome:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+class _AnyLane(set):  # type: ignore[type-arg]
+    """Accept every lane name (used to read a stored, already checked diagram)."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
 class ProcessEngine:
     """The app's single entry to SpiffWorkflow."""
 
@@ -73,16 +80,19 @@ class ProcessEngine:
         self.hooks = hooks or Hooks()
 
     # -- specs -----------------------------------------------------------------------------
-    def parse(self, xml: str, forms: Mapping[str, Any]) -> ParsedProcess:
-        """Validate and parse a diagram (raises InvalidProcess)."""
-        return parse_process(xml, forms, lanes=self.lanes, operations=self.operations)
+    def parse(self, xml: str, forms: Mapping[str, Any], lanes: Iterable[str] | None = None) -> ParsedProcess:
+        """Validate and parse a diagram (raises InvalidProcess); lanes default to the built-in roles."""
+        return parse_process(xml, forms, lanes=self.lanes if lanes is None else set(lanes) | self.lanes,
+                             operations=self.operations)
 
     def parsed(self, version: ProcessVersion) -> ParsedProcess:
         """Return the cached parse of a stored version."""
         hit = SPEC_CACHE.get(version.content_hash)
         if hit is not None:
             return hit
-        return SPEC_CACHE.put(self.parse(version.bpmn_xml, version.forms))
+        # A stored version was checked when published; its lanes may name roles added since.
+        return SPEC_CACHE.put(parse_process(version.bpmn_xml, version.forms, lanes=_AnyLane(),
+                                            operations=self.operations))
 
     @staticmethod
     def resolve_version(session: Session, process_key: str, province_code: str | None) -> ProcessVersion:
@@ -257,6 +267,18 @@ class ProcessEngine:
         workflow.cancel()
         self._save(session, instance, parsed, workflow, actor_id=None)
 
+    def save(self, session: Session, instance: ProcessInstance, parsed: ParsedProcess, workflow: BpmnWorkflow) -> StepOutcome:
+        """Save a workflow changed outside a step (a migration) and bring the task tables in line."""
+        return self._save(session, instance, parsed, workflow, actor_id=None)
+
+    @staticmethod
+    def element_states(workflow: BpmnWorkflow) -> tuple[list[str], list[str]]:
+        """Return the BPMN ids of elements completed and of those waiting now."""
+        done = [t.task_spec.bpmn_id for t in workflow.get_tasks(state=TaskState.COMPLETED) if t.task_spec.bpmn_id]
+        live = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR
+        current = [t.task_spec.bpmn_id for t in workflow.get_tasks(state=live) if t.task_spec.bpmn_id]
+        return sorted(set(done)), sorted(set(current))
+
     # -- internals -------------------------------------------------------------------------
     @staticmethod
     def _run_engine(workflow: BpmnWorkflow) -> None:
@@ -293,6 +315,15 @@ class ProcessEngine:
     def _save(self, session: Session, instance: ProcessInstance, parsed: ParsedProcess, workflow: BpmnWorkflow,
               *, actor_id: int | None) -> StepOutcome:
         now = clock.now()
+        visited = list(instance.path or [])
+        known = set(visited)
+        for task in sorted(workflow.get_tasks(state=TaskState.COMPLETED), key=lambda t: t.last_state_change):
+            bpmn_id = task.task_spec.bpmn_id
+            if bpmn_id and bpmn_id not in known:
+                known.add(bpmn_id)
+                visited.append(bpmn_id)
+        if len(visited) != len(instance.path or []):
+            instance.path = visited
         compact(workflow)
         instance.state = dump_state(workflow)
         instance.status = self._status(parsed, workflow, instance.status)

@@ -133,7 +133,7 @@ def parse_process(xml: str, forms: Mapping[str, Any], *, lanes: Iterable[str],
     if problems:
         raise InvalidProcess(problems)
 
-    known_lanes = set(lanes)
+    known_lanes = lanes if isinstance(lanes, set) else set(lanes)
     task_info: dict[str, dict[str, Any]] = {}
     all_specs = [spec, *subprocess_specs.values()]
     for proc in all_specs:

@@ -44,6 +44,8 @@ class ProcessInstance(Base):
     school_id: Mapped[int | None] = mapped_column(nullable=True)
     city_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
     state: Mapped[str] = mapped_column(Text)
+    # BPMN element ids the instance has passed, oldest first (kept here because old history is compacted away).
+    path: Mapped[list[Any]] = mapped_column(default=list)
     status: Mapped[str] = mapped_column(String(32), default="")
     completed: Mapped[bool] = mapped_column(default=False)
     lock_version: Mapped[int] = mapped_column(default=0)

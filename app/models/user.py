@@ -69,4 +69,10 @@ class User(UserMixin, Base):
 
     @property
     def role_label(self) -> str:
-        return ROLE_LABELS.get(self.role, self.role)
+        if self.role in ROLE_LABELS:
+            return ROLE_LABELS[self.role]
+        from sqlalchemy.orm import object_session
+        from app.models.role import Role
+        session = object_session(self)
+        role = session.get(Role, self.role) if session is not None else None
+        return role.name if role is not None else self.role

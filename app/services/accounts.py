@@ -51,11 +51,19 @@ def check_new_password(password: str, confirm: str, username: str) -> dict[str, 
 def create_staff(session: Session, *, role: str, username: str, password: str, province_code: str | None = None,
                  city_code: str | None = None, phone: str | None = None, display_name: str = "") -> User:
     """Create a staff account; province roles need a province."""
-    if role not in STAFF_ROLES:
-        raise AccountError(f"角色须为：{', '.join(STAFF_ROLES)}")
-    if role in (ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER):
+    from app.models.role import SCOPE_CITY, SCOPE_PROVINCE, Role
+
+    custom = session.get(Role, role)
+    if role not in STAFF_ROLES and (custom is None or custom.builtin):
+        raise AccountError(f"角色须为：{', '.join(STAFF_ROLES)}，或已新增的审核角色")
+    scope = custom.scope if custom is not None else None
+    if role in (ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER) or scope in (SCOPE_PROVINCE, SCOPE_CITY):
         if not province_code or session.get(Division, province_code) is None:
             raise AccountError("省级角色必须指定有效的省级行政区代码（--province）")
+    if scope == SCOPE_CITY:
+        city = session.get(Division, city_code) if city_code else None
+        if city is None or city.province_code != province_code or city.level != "prefecture":
+            raise AccountError("市级角色必须指定该省内有效的地级市代码（--city）")
     if session.scalars(select(User).where(User.username == username)).first() is not None:
         raise AccountError(f"账号 {username} 已存在")
     if len(password) < 8:

@@ -38,9 +38,13 @@ def shipped_forms(bpmn_path: Path) -> dict[str, Any]:
 
 
 def publish_version(session: Session, process_key: str, xml: str, forms: dict[str, Any], *,
-                    province_code: str | None, published_by: str, note: str = "") -> ProcessVersion:
+                    province_code: str | None, published_by: str, note: str = "",
+                    lanes: list[str] | None = None) -> ProcessVersion:
     """Validate a diagram and make it the version in force for its scope (no-op if unchanged)."""
-    parsed = engine().parse(xml, forms)
+    if lanes is None:
+        from app.services.roles import lane_roles
+        lanes = lane_roles(session)
+    parsed = engine().parse(xml, forms, lanes=lanes)
     if parsed.process_id != process_key:
         from app.engine.specs import InvalidProcess, Problem
         raise InvalidProcess([Problem(f"流程 id 应为 {process_key}，图中为 {parsed.process_id}")])

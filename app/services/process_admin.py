@@ -1,0 +1,269 @@
+"""Process versions for analysts: validate, diff, dry-run, publish, migrate waiting instances, incidents."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app import clock
+from app.engine.specs import InvalidProcess, ParsedProcess, Problem
+from app.engine.state import load_state
+from app.engine.versions import DryRunStep, VersionDiff, diff_versions, dry_run, migrate, migration_blockers
+from app.models.masterdata import Division
+from app.models.process import HumanTask, ProcessInstance, ProcessVersion, ServiceCall
+from app.models.sms import AuditEntry
+from app.models.user import ROLE_ANALYST, ROLE_MINISTRY_ADMIN, User
+from app.services.errors import Forbidden, NotFound
+
+SCENARIOS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
+    "submit_approve": ("提交 → 审核通过", [("school", {"action": "submit"}), ("*review", {"decision": "approve"})]),
+    "submit_reject_resubmit_approve": ("提交 → 审核不通过 → 修改后重新提交 → 审核通过", [
+        ("school", {"action": "submit"}), ("*review", {"decision": "reject", "comment": "请补充材料"}),
+        ("school", {"action": "submit"}), ("*review", {"decision": "approve"})]),
+    "submit_reject": ("提交 → 审核不通过", [("school", {"action": "submit"}),
+                                       ("*review", {"decision": "reject", "comment": "请补充材料"})]),
+}
+DRY_RUN_DATA = {"school_phone": "13800000000", "school_name": "演示学院", "certificate_name": "演示证书",
+                "level": "初级", "decision": "", "comment": "", "majors": ["510201"], "trainee_count": 50}
+
+
+def require_analyst(user: User) -> None:
+    """Allow analysts (and the ministry admin) only."""
+    if user.role not in (ROLE_ANALYST, ROLE_MINISTRY_ADMIN):
+        raise Forbidden("只有流程分析员可以管理流程")
+
+
+@dataclass
+class ProcessOverview:
+    """One process with the national version and each province's own version in force."""
+
+    key: str
+    national: ProcessVersion | None
+    provincial: list[tuple[ProcessVersion, str]] = field(default_factory=list)
+    running: int = 0
+
+
+def overview(session: Session, user: User) -> list[ProcessOverview]:
+    """Return every process with its versions in force and running instance counts."""
+    require_analyst(user)
+    active = session.scalars(select(ProcessVersion).where(ProcessVersion.active.is_(True))
+                             .order_by(ProcessVersion.process_key, ProcessVersion.province_code)).all()
+    names = {d.code: d.name for d in session.scalars(select(Division).where(Division.level == "province"))}
+    running = dict(session.execute(select(ProcessInstance.process_key, func.count()).where(
+        ProcessInstance.completed.is_(False)).group_by(ProcessInstance.process_key)).all())
+    result: dict[str, ProcessOverview] = {}
+    for version in active:
+        item = result.setdefault(version.process_key, ProcessOverview(version.process_key, None,
+                                                                      running=running.get(version.process_key, 0)))
+        if version.province_code is None:
+            item.national = version
+        else:
+            item.provincial.append((version, names.get(version.province_code, version.province_code)))
+    return list(result.values())
+
+
+def versions(session: Session, user: User, process_key: str) -> list[ProcessVersion]:
+    """Return every version of a process, newest first."""
+    require_analyst(user)
+    return list(session.scalars(select(ProcessVersion).where(ProcessVersion.process_key == process_key)
+                                .order_by(ProcessVersion.id.desc())))
+
+
+def get_version(session: Session, user: User, version_id: int) -> ProcessVersion:
+    """Return one version."""
+    require_analyst(user)
+    version = session.get(ProcessVersion, version_id)
+    if version is None:
+        raise NotFound("流程版本不存在")
+    return version
+
+
+def _engine() -> Any:
+    from app.services.processes import engine
+    return engine()
+
+
+def known_lanes(session: Session) -> list[str]:
+    """Return the roles a lane may name."""
+    from app.services.roles import lane_roles
+    return lane_roles(session)
+
+
+def validate(session: Session, process_key: str, xml: str, forms: Mapping[str, Any]) -> ParsedProcess:
+    """Validate a draft; raise InvalidProcess with every problem."""
+    parsed = _engine().parse(xml, forms, lanes=known_lanes(session))
+    if parsed.process_id != process_key:
+        raise InvalidProcess([Problem(f"流程 id 应为 {process_key}，图中为 {parsed.process_id}")])
+    return parsed
+
+
+def diff_against_current(session: Session, process_key: str, province_code: str | None,
+                         parsed: ParsedProcess) -> VersionDiff | None:
+    """Compare a draft with the version in force for its scope."""
+    try:
+        current = _engine().resolve_version(session, process_key, province_code)
+    except Exception:
+        return None
+    return diff_versions(_engine().parsed(current), parsed)
+
+
+def run_scenario(parsed: ParsedProcess, scenario: str) -> list[DryRunStep]:
+    """Dry-run a draft through a named scenario; '*review' means whichever review lane is waiting."""
+    _, steps = SCENARIOS[scenario]
+    concrete: list[tuple[str, dict[str, Any]]] = []
+    review_lanes = sorted({info.get("lane") for info in parsed.task_info.values()
+                           if info.get("lane") and info.get("lane") != "school" and info.get("form")})
+    for lane, data in steps:
+        if lane == "*review":
+            # Every review stage approves on the way to the decision being tested, in diagram order.
+            for review_lane in _review_order(parsed, review_lanes):
+                last = review_lane == _review_order(parsed, review_lanes)[-1]
+                concrete.append((review_lane, data if last else {"decision": "approve"}))
+        else:
+            concrete.append((lane, data))
+    return dry_run(parsed, DRY_RUN_DATA, concrete)
+
+
+def _review_order(parsed: ParsedProcess, lanes: list[str]) -> list[str]:
+    order = []
+    for task_name in _walk(parsed.spec):
+        lane = parsed.task_info.get(task_name, {}).get("lane")
+        if lane in lanes and lane not in order:
+            order.append(lane)
+    return order or lanes
+
+
+def _walk(spec: Any) -> list[str]:
+    seen: list[str] = []
+    queue = [spec.start]
+    while queue:
+        ts = queue.pop(0)
+        if ts.name in seen:
+            continue
+        seen.append(ts.name)
+        queue.extend(ts.outputs)
+    return seen
+
+
+def publish(session: Session, user: User, process_key: str, xml: str, forms: Mapping[str, Any],
+            province_code: str | None, note: str) -> ProcessVersion:
+    """Publish a validated draft nationally or for one province."""
+    from app.services.processes import publish_version
+
+    require_analyst(user)
+    validate(session, process_key, xml, forms)
+    if province_code and session.get(Division, province_code) is None:
+        raise InvalidProcess([Problem("省份代码无效")])
+    version = publish_version(session, process_key, xml, dict(forms), province_code=province_code,
+                              published_by=user.username, note=note, lanes=known_lanes(session))
+    session.add(AuditEntry(at=clock.now(), actor_id=user.id, action="publish_process", target=f"process:{version.id}",
+                           detail=f"{user.display_name} 发布 {process_key} 版本 #{version.id}（{province_code or '全国'}）：{note}"))
+    return version
+
+
+def revert_to_national(session: Session, user: User, process_key: str, province_code: str) -> int:
+    """Retire a province's own version so that its new instances use the national one; return versions retired."""
+    require_analyst(user)
+    rows = session.scalars(select(ProcessVersion).where(ProcessVersion.process_key == process_key,
+                                                        ProcessVersion.province_code == province_code,
+                                                        ProcessVersion.active.is_(True))).all()
+    for row in rows:
+        row.active = False
+    session.add(AuditEntry(at=clock.now(), actor_id=user.id, action="revert_process", target=f"{process_key}:{province_code}",
+                           detail=f"{user.display_name} 将 {province_code} 的 {process_key} 恢复为全国版本"))
+    return len(rows)
+
+
+@dataclass
+class MigrationLine:
+    """What happened to one waiting instance."""
+
+    instance_id: int
+    subject: str
+    migrated: bool
+    reasons: list[str]
+
+
+def migrate_waiting(session: Session, user: User, version_id: int) -> list[MigrationLine]:
+    """Move the waiting instances of the version's scope to it where safe; report each instance."""
+    require_analyst(user)
+    target = get_version(session, user, version_id)
+    eng = _engine()
+    new = eng.parsed(target)
+    scope = ProcessInstance.province_code == target.province_code if target.province_code else True
+    candidates = session.scalars(select(ProcessInstance.id).where(
+        ProcessInstance.process_key == target.process_key, ProcessInstance.completed.is_(False),
+        ProcessInstance.version_id != target.id, scope).order_by(ProcessInstance.id)).all()
+    report = []
+    for instance_id in candidates:
+        instance = eng.lock(session, instance_id)
+        old_version = session.get(ProcessVersion, instance.version_id)
+        assert old_version is not None
+        if target.province_code is None and old_version.province_code is not None:
+            continue  # a province's own version is not replaced by a national one
+        workflow = load_state(eng.parsed(old_version), instance.state)
+        top_diff, reasons = migration_blockers(workflow, new)
+        subject = f"{instance.subject_type} #{instance.subject_id}"
+        if reasons:
+            report.append(MigrationLine(instance_id, subject, False, reasons))
+            continue
+        migrate(workflow, new, top_diff)
+        instance.version_id = target.id
+        eng.save(session, instance, new, workflow)
+        report.append(MigrationLine(instance_id, subject, True, []))
+    session.add(AuditEntry(at=clock.now(), actor_id=user.id, action="migrate_instances", target=f"process:{version_id}",
+                           detail=f"迁移 {sum(1 for r in report if r.migrated)} 个，拒绝 {sum(1 for r in report if not r.migrated)} 个"))
+    return report
+
+
+@dataclass
+class InstanceView:
+    """One instance for staff: its diagram, the path taken, what waits now, and its history."""
+
+    instance: ProcessInstance
+    version: ProcessVersion
+    completed_ids: list[str]
+    current_ids: list[str]
+    tasks: list[HumanTask]
+    calls: list[ServiceCall]
+
+
+def instance_view(session: Session, user: User, instance_id: int) -> InstanceView:
+    """Return an instance with the ids of the elements it has passed and is waiting at."""
+    require_analyst(user)
+    instance = session.get(ProcessInstance, instance_id)
+    if instance is None:
+        raise NotFound("流程实例不存在")
+    version = session.get(ProcessVersion, instance.version_id)
+    assert version is not None
+    workflow = load_state(_engine().parsed(version), instance.state)
+    done, current = _engine().element_states(workflow)
+    tasks = list(session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id).order_by(HumanTask.id)))
+    calls = list(session.scalars(select(ServiceCall).where(ServiceCall.instance_id == instance_id).order_by(ServiceCall.id)))
+    return InstanceView(instance, version, done, current, tasks, calls)
+
+
+def incidents(session: Session, user: User) -> list[ServiceCall]:
+    """Return service calls that failed after their retries."""
+    require_analyst(user)
+    return list(session.scalars(select(ServiceCall).where(ServiceCall.status == "failed").order_by(ServiceCall.updated_at.desc())))
+
+
+def retry_incident(session: Session, user: User, call_id: int) -> ServiceCall:
+    """Put a failed service call back in the queue."""
+    from app.extensions import after_commit
+    from app.services.jobs import enqueue_service_call
+
+    require_analyst(user)
+    call = session.get(ServiceCall, call_id)
+    if call is None or call.status != "failed":
+        raise NotFound("该故障不存在或已处理")
+    call.status = "pending"
+    call.attempts = 0
+    call.updated_at = clock.now()
+    after_commit(session, lambda: enqueue_service_call(call_id))
+    session.add(AuditEntry(at=clock.now(), actor_id=user.id, action="retry_service_call", target=f"call:{call_id}",
+                           detail=f"{user.display_name} 重试服务任务 {call.task_name}（{call.operation}）"))
+    return call
