@@ -69,23 +69,13 @@ def migration_blockers(workflow: BpmnWorkflow, new: ParsedProcess) -> tuple[Any,
     if any(d is None for d in sub_diffs.values()):
         reasons.append("子流程在新版本中不存在")
     for task in top_diff.changed:
-        if task.has_state(TaskState.STARTED | TaskState.READY | TaskState.WAITING | TaskState.ERROR) or (
-                task.has_state(TaskState.COMPLETED) and task.task_spec.name in _live_ancestry(workflow)):
+        # A task waiting to run (READY/WAITING) picks up its new definition; one that ran or runs cannot.
+        if task.has_state(TaskState.COMPLETED | TaskState.STARTED | TaskState.ERROR) and task.task_spec.bpmn_id:
             reasons.append(f"已执行或正在执行的任务“{task.task_spec.bpmn_name or task.task_spec.name}”在新版本中被修改")
     for task in top_diff.removed:
         if not task.has_state(TaskState.PREDICTED_MASK | TaskState.CANCELLED):
             reasons.append(f"任务“{task.task_spec.bpmn_name or task.task_spec.name}”已执行或正在执行，但在新版本中被删除")
     return top_diff, sorted(set(reasons))
-
-
-def _live_ancestry(workflow: BpmnWorkflow) -> set[str]:
-    names = set()
-    for task in workflow.get_tasks(state=TaskState.READY | TaskState.STARTED | TaskState.WAITING):
-        node = task
-        while node is not None:
-            names.add(node.task_spec.name)
-            node = node.parent
-    return names
 
 
 def migrate(workflow: BpmnWorkflow, new: ParsedProcess, top_diff: Any) -> None:

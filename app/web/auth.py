@@ -49,7 +49,9 @@ def after_login() -> Response:
         return redirect(url_for("school.dashboard"))
     if current_user.role in ("province_reviewer", "province_admin"):
         return redirect(url_for("review.queue"))
-    return redirect(url_for("admin.outbox"))
+    if current_user.role in ("analyst", "ministry_admin"):
+        return redirect(url_for("admin.outbox"))
+    return redirect(url_for("tasks.inbox"))
 
 
 @bp.post("/logout")
