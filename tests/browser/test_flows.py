@@ -43,11 +43,7 @@ def field(page: Any, label: str) -> Any:
 
 
 def province_select(page: Any) -> Any:
-    """The 所在省市 province select, found through its visible <label for=...>.
-
-    get_by_label("所在省市") finds nothing: the select's aria-label="所在省份" overrides the visible label
-    (see test_registration_fields_are_named_by_their_visible_labels, an xfail for that app bug).
-    """
+    """The 所在省市 province select, found through its visible <label for=...>."""
     label = page.locator("label").filter(has_text=re.compile(r"^所在省市$"))
     expect(label).to_have_count(1)
     return page.locator(f"select#{label.get_attribute('for')}")
@@ -400,9 +396,6 @@ def test_registration_of_an_unlisted_school_names_the_officer_and_keeps_input(br
     expect(field(page, "手机号")).to_have_value("1234")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "app bug: app/templates/auth/register.html gives the province <select id=province> aria-label=\"所在省份\", "
-    "which overrides its visible <label for=province>所在省市</label>, so its accessible name is not 所在省市"))
 def test_registration_fields_are_named_by_their_visible_labels(browsing: Any) -> None:
     page = browsing.new_page("newcomer")
     page.goto("/register")
