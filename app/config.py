@@ -30,6 +30,11 @@ class Settings:
     # Run service-task jobs synchronously in-process (tests without a worker)
     sync_jobs: bool = False
     aliyun_sms: dict[str, str] = field(default_factory=dict)
+    # Text message delivery: attempts per message, the waits between them (seconds; the last one repeats),
+    # and how long a claimed ('sending') message may go unanswered before it counts as 状态未知.
+    sms_max_attempts: int = 3
+    sms_retry_backoff: tuple[int, ...] = (30, 120, 600)
+    sms_sending_timeout: int = 300
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -54,7 +59,16 @@ def load_settings(overrides: dict[str, object] | None = None) -> Settings:
         "access_key_secret": os.environ.get("ALIYUN_SMS_ACCESS_KEY_SECRET", ""),
         "sign_name": os.environ.get("ALIYUN_SMS_SIGN_NAME", ""),
         "endpoint": os.environ.get("ALIYUN_SMS_ENDPOINT", "dysmsapi.aliyuncs.com"),
+        "timeout": os.environ.get("ALIYUN_SMS_TIMEOUT", "10"),  # seconds, connect and read each
     }
+    for template in ("account_issued", "account_reset", "review_approved", "review_rejected", "drafts_expired"):
+        # ALIYUN_SMS_TEMPLATE_ACCOUNT_ISSUED=SMS_123456789 ...: the approved TemplateCode of each message template
+        settings.aliyun_sms[f"template_{template}"] = os.environ.get(f"ALIYUN_SMS_TEMPLATE_{template.upper()}", "")
+    settings.sms_max_attempts = int(os.environ.get("SMS_MAX_ATTEMPTS", "3"))
+    backoff = os.environ.get("SMS_RETRY_BACKOFF", "")
+    if backoff:
+        settings.sms_retry_backoff = tuple(int(part) for part in backoff.split(",") if part.strip())
+    settings.sms_sending_timeout = int(os.environ.get("SMS_SENDING_TIMEOUT", "300"))
     outbox_delay = os.environ.get("XPILOT_OUTBOX_DELAY", "")
     if outbox_delay:
         settings.extra["outbox_delay"] = float(outbox_delay)  # a slow outbox, for crash tests and demos

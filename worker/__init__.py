@@ -73,21 +73,21 @@ class AppWorkerMixin:
         swept = sweep(self.app)
         log.info("X-Pilot worker: %d process versions preloaded; re-queued %s", count, swept)
         with self.app.app_context():
-            return super().work(*args, **kwargs)  # type: ignore[misc, no-any-return]
+            return super().work(*args, **kwargs)  # type: ignore[misc]
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
         """Perform one job in its own app context (its database session is removed afterwards)."""
         with self.app.app_context():
-            return super().perform_job(job, queue, execution)  # type: ignore[misc, no-any-return]
+            return super().perform_job(job, queue, execution)  # type: ignore[misc]
 
 
 class XPilotWorker(AppWorkerMixin, Worker):
     """A forking RQ worker (one work horse per job) for the X-Pilot jobs."""
 
-    def __init__(self, queues: Any = None, *args: Any, connection: redis.Redis | None = None,
-                 app: Flask | None = None, **kwargs: Any) -> None:
+    def __init__(self, queues: Any = None, *, connection: redis.Redis | None = None, app: Flask | None = None,
+                 **kwargs: Any) -> None:
         names, own = self._init_app(queues, connection, app)
-        super().__init__(names, *args, connection=own, **kwargs)
+        super().__init__(names, connection=own, **kwargs)
 
     def main_work_horse(self, job: Job, queue: Queue) -> None:
         """Drop the database connections inherited from the parent before the horse runs its job."""
@@ -102,10 +102,10 @@ class XPilotWorker(AppWorkerMixin, Worker):
 class XPilotSimpleWorker(AppWorkerMixin, SimpleWorker):
     """A non-forking worker (jobs run in the worker process): for debugging and platforms without fork."""
 
-    def __init__(self, queues: Any = None, *args: Any, connection: redis.Redis | None = None,
-                 app: Flask | None = None, **kwargs: Any) -> None:
+    def __init__(self, queues: Any = None, *, connection: redis.Redis | None = None, app: Flask | None = None,
+                 **kwargs: Any) -> None:
         names, own = self._init_app(queues, connection, app)
-        super().__init__(names, *args, connection=own, **kwargs)
+        super().__init__(names, connection=own, **kwargs)
 
 
 def _as_list(queues: Any) -> Sequence[Any]:
