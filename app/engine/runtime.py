@@ -12,7 +12,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.spiff.specs.defaults import UserTask
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from app import clock
@@ -64,6 +64,57 @@ class StepOutcome:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+class _Scan:
+    """One pass over a workflow's tasks: open user tasks, started service calls, status, path."""
+
+    def __init__(self, parsed: ParsedProcess, workflow: BpmnWorkflow) -> None:
+        self.parsed = parsed
+        self.open_tasks: list[OpenTask] = []
+        self.started: dict[str, Any] = {}
+        self.completed_ids: list[str] = []
+        live_status: list[Any] = []
+        done_status: list[Any] = []
+        completed: list[Any] = []
+        info = parsed.task_info
+        for task in workflow.get_tasks():
+            state = task.state
+            spec = task.task_spec
+            has_status = bool(info.get(spec.name, {}).get("status"))
+            if state == TaskState.COMPLETED:
+                completed.append(task)
+                if has_status:
+                    done_status.append(task)
+            elif state & (TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR):
+                if has_status:
+                    live_status.append(task)
+                if state == TaskState.READY and spec.manual:
+                    meta = info.get(spec.name, {})
+                    self.open_tasks.append(OpenTask(str(task.id), spec.name, meta.get("title") or spec.name,
+                                                    spec.lane or "", meta.get("form"), task.data))
+                elif state == TaskState.STARTED and isinstance(spec, DeferredServiceTask):
+                    self.started[str(task.id)] = task
+        completed.sort(key=lambda t: t.last_state_change)
+        self.completed_ids = [t.task_spec.bpmn_id for t in completed if t.task_spec.bpmn_id]
+        self._candidates = live_status or done_status
+
+    def status(self, previous: str) -> str:
+        """Return the status label of the newest task that has one (evaluated on its data)."""
+        if not self._candidates:
+            return previous
+        newest = max(self._candidates, key=lambda t: t.last_state_change)
+        try:
+            return str(evaluate(self.parsed.task_info[newest.task_spec.name]["status"], newest.data))[:32]
+        except ExpressionError:
+            return previous
+
+
+def _snapshot(workflow: BpmnWorkflow) -> tuple[frozenset[str], frozenset[str]]:
+    ready = frozenset(str(t.id) for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual)
+    started = frozenset(str(t.id) for t in workflow.get_tasks(state=TaskState.STARTED)
+                        if isinstance(t.task_spec, DeferredServiceTask))
+    return ready, started
+
+
 class _AnyLane(set):  # type: ignore[type-arg]
     """Accept every lane name (used to read a stored, already checked diagram)."""
 
@@ -78,6 +129,7 @@ class ProcessEngine:
         self.lanes = set(lanes)
         self.operations = {k: list(v) for k, v in operations.items()}
         self.hooks = hooks or Hooks()
+        self._by_version: dict[int, ParsedProcess] = {}
 
     # -- specs -----------------------------------------------------------------------------
     def parse(self, xml: str, forms: Mapping[str, Any], lanes: Iterable[str] | None = None) -> ParsedProcess:
@@ -115,6 +167,7 @@ class ProcessEngine:
         version = self.resolve_version(session, process_key, province_code)
         parsed = self.parsed(version)
         workflow = BpmnWorkflow(parsed.spec, parsed.subprocess_specs, script_engine=SAFE_ENGINE)
+        workflow._xpilot_before = (frozenset(), frozenset())  # type: ignore[attr-defined]
         workflow.task_tree.data.update(copy.deepcopy(dict(data or {})))
         for task in workflow.task_tree.children:
             task.data.update(copy.deepcopy(dict(data or {})))
@@ -136,11 +189,16 @@ class ProcessEngine:
         return instance
 
     def load(self, session: Session, instance: ProcessInstance) -> tuple[ParsedProcess, BpmnWorkflow]:
-        """Restore the workflow of an instance row."""
-        version = session.get(ProcessVersion, instance.version_id)
-        assert version is not None
-        parsed = self.parsed(version)
-        return parsed, load_state(parsed, instance.state)
+        """Restore the workflow of an instance row (versions never change, so their parse is kept by id)."""
+        parsed = self._by_version.get(instance.version_id)
+        if parsed is None:
+            version = session.get(ProcessVersion, instance.version_id)
+            assert version is not None
+            parsed = self.parsed(version)
+            self._by_version[instance.version_id] = parsed
+        workflow = load_state(parsed, instance.state)
+        workflow._xpilot_before = _snapshot(workflow)  # type: ignore[attr-defined]
+        return parsed, workflow
 
     def open_tasks(self, session: Session, instance_id: int) -> list[OpenTask]:
         """Return the READY user tasks of an instance (read only)."""
@@ -296,86 +354,92 @@ class ProcessEngine:
                                    task.task_spec.lane or "", info.get("form"), task.data))
         return result
 
-    @staticmethod
-    def _status(parsed: ParsedProcess, workflow: BpmnWorkflow, previous: str) -> str:
-        live = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR
-        candidates = [t for t in workflow.get_tasks(state=live)
-                      if parsed.task_info.get(t.task_spec.name, {}).get("status")]
-        if not candidates:
-            candidates = [t for t in workflow.get_tasks(state=TaskState.COMPLETED)
-                          if parsed.task_info.get(t.task_spec.name, {}).get("status")]
-        if not candidates:
-            return previous
-        newest = max(candidates, key=lambda t: t.last_state_change)
-        try:
-            return str(evaluate(parsed.task_info[newest.task_spec.name]["status"], newest.data))[:32]
-        except ExpressionError:
-            return previous
-
     def _save(self, session: Session, instance: ProcessInstance, parsed: ParsedProcess, workflow: BpmnWorkflow,
               *, actor_id: int | None) -> StepOutcome:
         now = clock.now()
-        visited = list(instance.path or [])
-        known = set(visited)
-        for task in sorted(workflow.get_tasks(state=TaskState.COMPLETED), key=lambda t: t.last_state_change):
-            bpmn_id = task.task_spec.bpmn_id
-            if bpmn_id and bpmn_id not in known:
-                known.add(bpmn_id)
-                visited.append(bpmn_id)
-        if len(visited) != len(instance.path or []):
-            instance.path = visited
+        scan = _Scan(parsed, workflow)
+        known = set(instance.path or [])
+        fresh = [bpmn_id for bpmn_id in scan.completed_ids if bpmn_id not in known]
+        if fresh:
+            instance.path = list(instance.path or []) + list(dict.fromkeys(fresh))
+        previous_status = instance.status
+        instance.status = scan.status(previous_status)
         compact(workflow)
         instance.state = dump_state(workflow)
-        instance.status = self._status(parsed, workflow, instance.status)
         instance.completed = workflow.is_completed()
         instance.lock_version += 1
         instance.updated_at = now
-        open_tasks = self._open_tasks(parsed, workflow)
-        self._sync_human_tasks(session, instance, open_tasks, actor_id, now)
-        self._sync_service_calls(session, instance, workflow, now)
+        before = getattr(workflow, "_xpilot_before", None)
+        if before is None:
+            self._sync_human_tasks(session, instance, scan.open_tasks, actor_id, now)
+            self._sync_service_calls(session, instance, scan.started, now, skip=())
+        else:
+            self._sync_human_tasks_delta(session, instance, scan.open_tasks, before[0], actor_id, now,
+                                         previous_status != instance.status)
+            self._sync_service_calls_delta(session, instance, scan.started, before[1], now)
+        workflow._xpilot_before = (frozenset(t.task_id for t in scan.open_tasks), frozenset(scan.started))  # type: ignore[attr-defined]
         self._schedule_timers(session, instance, workflow)
-        session.flush()
         data = dict(workflow.last_task.data) if workflow.last_task is not None else {}
-        return StepOutcome(instance.id, instance.status, instance.completed, open_tasks, data)
+        return StepOutcome(instance.id, instance.status, instance.completed, scan.open_tasks, data)
 
     @staticmethod
-    def _sync_human_tasks(session: Session, instance: ProcessInstance, open_tasks: list[OpenTask],
+    def _new_human_task(instance: ProcessInstance, task: OpenTask, now: datetime) -> dict[str, Any]:
+        due = task.data.get("due_at")
+        return {"instance_id": instance.id, "task_id": task.task_id, "task_name": task.name, "title": task.title,
+                "lane": task.lane, "province_code": instance.province_code, "city_code": instance.city_code,
+                "school_id": instance.school_id, "subject_type": instance.subject_type,
+                "subject_id": instance.subject_id, "form": task.form, "status_label": instance.status,
+                "created_at": now, "due_at": datetime.fromisoformat(due) if isinstance(due, str) else None}
+
+    def _sync_human_tasks_delta(self, session: Session, instance: ProcessInstance, open_tasks: list[OpenTask],
+                                before: frozenset[str], actor_id: int | None, now: datetime,
+                                status_changed: bool) -> None:
+        """Bring human_task rows in line from what the step changed, without reading them first."""
+        # Core statements on the session's connection: no ORM bookkeeping, no autoflush.
+        table = HumanTask.__table__
+        conn = session.connection()
+        after = {t.task_id for t in open_tasks}
+        closed = before - after
+        if closed:
+            conn.execute(table.update().where(
+                table.c.instance_id == instance.id, table.c.task_id.in_(closed), table.c.completed_at.is_(None))
+                .values(completed_at=now, completed_by_id=actor_id))
+        kept = before & after
+        if kept and status_changed:
+            conn.execute(table.update().where(
+                table.c.instance_id == instance.id, table.c.task_id.in_(kept), table.c.completed_at.is_(None))
+                .values(status_label=instance.status))
+        rows = [self._new_human_task(instance, t, now) for t in open_tasks if t.task_id not in before]
+        if rows:
+            conn.execute(table.insert(), rows)
+
+    def _sync_human_tasks(self, session: Session, instance: ProcessInstance, open_tasks: list[OpenTask],
                           actor_id: int | None, now: datetime) -> None:
+        """Bring human_task rows in line by reading the open ones (after a change made outside a step)."""
         rows = session.scalars(select(HumanTask).where(
             HumanTask.instance_id == instance.id, HumanTask.completed_at.is_(None))).all()
-        existing = {row.task_id: row for row in rows}
-        wanted = {t.task_id for t in open_tasks}
-        for row in rows:
-            if row.task_id not in wanted:
-                row.completed_at = now
-                row.completed_by_id = actor_id
-        for task in open_tasks:
-            if task.task_id in existing:
-                existing[task.task_id].status_label = instance.status
-                continue
-            due = task.data.get("due_at")
-            session.add(HumanTask(
-                instance_id=instance.id, task_id=task.task_id, task_name=task.name, title=task.title,
-                lane=task.lane, province_code=instance.province_code, city_code=instance.city_code,
-                school_id=instance.school_id, subject_type=instance.subject_type, subject_id=instance.subject_id,
-                form=task.form, status_label=instance.status, created_at=now,
-                due_at=datetime.fromisoformat(due) if isinstance(due, str) else None,
-            ))
+        existing = {row.task_id for row in rows}
+        self._sync_human_tasks_delta(session, instance, open_tasks, frozenset(existing), actor_id, now, True)
 
-    def _sync_service_calls(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
-                            now: datetime) -> None:
-        started = {str(t.id): t for t in workflow.get_tasks(state=TaskState.STARTED)
-                   if isinstance(t.task_spec, DeferredServiceTask)}
-        rows = session.scalars(select(ServiceCall).where(
-            ServiceCall.instance_id == instance.id, ServiceCall.status.in_(("pending", "failed")))).all()
-        known = {row.task_id for row in rows}
-        for row in rows:
-            if row.task_id not in started:
-                row.status = "cancelled" if row.status != "done" else row.status
-                row.updated_at = now
+    def _sync_service_calls_delta(self, session: Session, instance: ProcessInstance, started: dict[str, Any],
+                                  before: frozenset[str], now: datetime) -> None:
+        ended = before - set(started)
+        if ended:
+            table = ServiceCall.__table__
+            session.connection().execute(table.update().where(
+                table.c.instance_id == instance.id, table.c.task_id.in_(ended),
+                table.c.status.in_(("pending", "failed"))).values(status="cancelled", updated_at=now))
+        self._add_service_calls(session, instance, {k: v for k, v in started.items() if k not in before}, now)
+
+    def _sync_service_calls(self, session: Session, instance: ProcessInstance, started: dict[str, Any],
+                            now: datetime, skip: Iterable[str]) -> None:
+        rows = session.scalars(select(ServiceCall.task_id).where(
+            ServiceCall.instance_id == instance.id, ServiceCall.status.in_(("pending", "failed", "done")))).all()
+        self._sync_service_calls_delta(session, instance, started, frozenset(rows), now)
+
+    def _add_service_calls(self, session: Session, instance: ProcessInstance, started: dict[str, Any],
+                           now: datetime) -> None:
         for task_id, task in started.items():
-            if task_id in known:
-                continue
             call = task._get_internal_data("service_call") or {}
             spec = task.task_spec
             retries = int(spec.retries) if str(spec.retries or "").isdigit() else 3

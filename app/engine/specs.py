@@ -116,6 +116,18 @@ def parse_process(xml: str, forms: Mapping[str, Any], *, lanes: Iterable[str],
         for el in root.iter(f"{{{SPIFF_NS}}}{tag}"):
             owner = el.getparent().getparent() if el.getparent() is not None else None
             problem(f"不允许 {tag}", owner.get("id", "") if owner is not None else "")
+    # Conditions and timers are evaluated at run time: refuse any that the allow-list would refuse then.
+    for tag in ("conditionExpression", "timeDate", "timeDuration", "timeCycle"):
+        for el in root.iter(f"{{{BPMN_NS}}}{tag}"):
+            owner = el.getparent()
+            while owner is not None and (not owner.get("id") or str(owner.tag).endswith("EventDefinition")):
+                owner = owner.getparent()
+            try:
+                compile_expression((el.text or "").strip() or "None")
+            except ExpressionError as exc:
+                owner_id = owner.get("id", "") if owner is not None else ""
+                problems.append(Problem(f"{'条件' if tag == 'conditionExpression' else '定时器'}表达式不合法：{exc}",
+                                        owner_id, where.get(owner_id, (None, ""))[1], el.sourceline))
     parser = XPilotParser(validator=VALIDATOR)
     try:
         parser.add_bpmn_xml(root, filename="diagram.bpmn")

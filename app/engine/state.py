@@ -74,7 +74,9 @@ def compact(workflow: BpmnWorkflow) -> int:
     if workflow.subprocesses:
         return 0
     root = workflow.task_tree
-    live = [t for t in workflow.tasks.values() if not t.has_state(TaskState.FINISHED_MASK)]
+    # Predicted tasks hang below the active ones, so the active ones decide where history can be cut.
+    live = [t for t in workflow.tasks.values()
+            if t.has_state(TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR)]
     if not live:
         return 0
     chains = []
