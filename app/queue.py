@@ -24,6 +24,20 @@ def embedded_redis_url(instance_path: Path) -> str:
     return f"unix://{server.socket_file}"
 
 
+def stop_embedded() -> None:
+    """Stop the embedded Redis servers this process started (tests; `make run` stops its own)."""
+    import redis as redis_lib
+
+    jobs.close()
+    while _embedded:
+        _, server = _embedded.popitem()
+        try:
+            server.shutdown(nosave=True, now=True, force=True)
+        except (redis_lib.RedisError, OSError):
+            pass  # the server closes the connection as it exits
+        server.__dict__["_cleanup"] = lambda *args, **kwargs: None  # already stopped
+
+
 class JobQueue:
     """The app's Redis connection and RQ queue."""
 
@@ -34,6 +48,11 @@ class JobQueue:
     def init_app(self, url: str) -> None:
         self.url = url
         self._redis = redis.Redis.from_url(url)
+
+    def close(self) -> None:
+        """Drop the pooled connections."""
+        if self._redis is not None:
+            self._redis.connection_pool.disconnect()
 
     @property
     def redis(self) -> redis.Redis:

@@ -56,8 +56,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url:
         yield url
         return
-    from app.queue import embedded_redis_url
+    from app.queue import embedded_redis_url, stop_embedded
     yield embedded_redis_url(tmp_path_factory.mktemp("redis"))
+    stop_embedded()
 
 
 @pytest.fixture
