@@ -34,7 +34,7 @@ class WorkerProcess:
     process: subprocess.Popen[bytes]
     log: Path
 
-    def log_tail(self, lines: int = 40) -> str:
+    def log_tail(self, lines: int = 80) -> str:
         return "\n".join(self.log.read_text("utf-8", "replace").splitlines()[-lines:])
 
     def kill_hard(self) -> None:

@@ -7,6 +7,7 @@ Run it as `python -m worker`, or with RQ's own command line (same environment se
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +47,22 @@ def sweep(app: Flask) -> dict[str, int]:
         return jobs.sweep()
 
 
+def catch_up_loop(app: Flask, stop: threading.Event, every: float = 5.0) -> None:
+    """Every few seconds, run overdue scheduled jobs and timers that RQ's scheduler has not moved."""
+    from app.extensions import db
+    from app.services import jobs
+
+    while not stop.wait(every):
+        try:
+            with app.app_context():
+                done = jobs.catch_up()
+                db.session.remove()
+            if any(done.values()):
+                log.info("caught up overdue work: %s", done)
+        except Exception:  # keep watching whatever one round hit (Redis or database briefly away)
+            log.exception("catch-up round failed")
+
+
 class AppWorkerMixin:
     """Run every job inside a fresh app context of one Flask app created at start-up.
 
@@ -68,12 +85,19 @@ class AppWorkerMixin:
         return names, own
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
-        """Preload the specs, sweep, then work inside the app context."""
+        """Preload the specs, sweep, start the catch-up watch, then work inside the app context."""
         count = preload_specs(self.app)
         swept = sweep(self.app)
         log.info("X-Pilot worker: %d process versions preloaded; re-queued %s", count, swept)
-        with self.app.app_context():
-            return super().work(*args, **kwargs)  # type: ignore[misc]
+        stop = threading.Event()
+        watch = threading.Thread(target=catch_up_loop, args=(self.app, stop), name="xpilot-catch-up", daemon=True)
+        if not kwargs.get("burst"):
+            watch.start()
+        try:
+            with self.app.app_context():
+                return super().work(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            stop.set()
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
         """Perform one job in its own app context (its database session is removed afterwards)."""

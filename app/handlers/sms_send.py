@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models.process import ServiceCall
+from app.models.process import ProcessInstance, ServiceCall
 from app.models.sms import SmsMessage
 from app.services import sms
 
@@ -15,6 +15,8 @@ def sms_send(session: Session, call: ServiceCall) -> dict[str, Any]:
     """Queue the message once per service call (or adopt the prepared one named by message_ref)."""
     params = call.params
     ref = params.get("message_ref")
+    instance = session.get(ProcessInstance, call.instance_id)
+    province_code = instance.province_code if instance is not None else None
     message = None
     if ref:
         message = session.scalars(select(SmsMessage).where(SmsMessage.idempotency_key == str(ref))).first()
@@ -23,5 +25,7 @@ def sms_send(session: Session, call: ServiceCall) -> dict[str, Any]:
         if not isinstance(variables, dict):
             raise ValueError("vars 参数必须是字典")
         message = sms.queue_message(session, key=f"call:{call.id}", phone=str(params["phone"]),
-                                    template=str(params["template"]), params=variables)
+                                    template=str(params["template"]), params=variables, province_code=province_code)
+    if message.province_code is None and province_code:
+        message.province_code = province_code  # the province's admins see the messages of its processes
     return {"message_id": message.id}

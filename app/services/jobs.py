@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from rq import Retry
@@ -12,7 +13,7 @@ from app import clock
 from app.extensions import db
 from app.handlers import HANDLERS
 from app.models.process import ProcessInstance, ServiceCall
-from app.models.sms import SMS_QUEUED, SMS_RETRYING, SmsMessage
+from app.models.sms import SMS_QUEUED, SMS_RETRYING, SMS_SENT, SmsMessage
 from app.queue import jobs
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,15 @@ def schedule_wake(instance_id: int, at: datetime) -> None:
     jobs.queue.enqueue_at(at, wake_instance, instance_id, job_id=f"wake-{instance_id}-{int(at.timestamp())}")
 
 
-def enqueue_delivery(message_id: int) -> None:
-    """Queue delivery of a text message."""
-    jobs.queue.enqueue_call(deliver_message, args=(message_id,), job_id=f"sms-{message_id}", retry=RETRY,
-                            result_ttl=600, failure_ttl=7 * 86400)
+def enqueue_delivery(message_id: int, *, delay: float = 0.0, tag: str = "") -> None:
+    """Queue delivery of a text message, now or after `delay` seconds (tag: a distinct job id per attempt)."""
+    options: dict[str, Any] = {"job_id": f"sms-{message_id}-{tag}" if tag else f"sms-{message_id}",
+                               "retry": RETRY, "result_ttl": 600, "failure_ttl": 7 * 86400}
+    if delay > 0:  # RQ schedules whole seconds (rounding down): round up so the job never starts early
+        at = (datetime.now(UTC) + timedelta(seconds=delay + 1)).replace(microsecond=0)
+        jobs.queue.enqueue_at(at, deliver_message, message_id, **options)
+    else:
+        jobs.queue.enqueue_call(deliver_message, args=(message_id,), **options)
 
 
 def enqueue_deliveries(message_ids: list[int]) -> None:
@@ -52,9 +58,10 @@ def deliver_messages(message_ids: list[int]) -> int:
     sent = 0
     for message_id in message_ids:
         try:
-            deliver_message(message_id)
-            sent += 1
-        except RuntimeError:
+            sent += deliver_message(message_id) == SMS_SENT
+        except Exception:
+            log.exception("sms %s: delivery failed inside a batch; queued on its own", message_id)
+            db.session.rollback()
             enqueue_delivery(message_id)
     return sent
 
@@ -108,20 +115,30 @@ def _record_failure(call_id: int, exc: Exception) -> None:
 
 
 def deliver_message(message_id: int) -> str:
-    """Deliver a queued text message through the configured backend."""
-    from app.services.sms import get_backend
+    """Deliver a text message through the configured backend, at most once (see app.services.sms)."""
+    from app.services import sms
 
     settings = current_app.config["XPILOT"]
+    backend = sms.get_backend(settings.sms_backend, settings)
+    policy = sms.RetryPolicy.from_settings(settings)
     session = db.session()
-    message = session.get(SmsMessage, message_id)
-    if message is None:
-        return "missing"
-    from app.services.sms import deliver
-    result = deliver(session, message_id, get_backend(message.backend, settings))
+    held = sms.claim(session, message_id, backend, policy)
+    if held.message is None:
+        session.commit()
+        if held.step.wait is not None:  # not due yet (a duplicate or a sweep): run it when it is
+            enqueue_delivery(message_id, delay=held.step.wait, tag=f"a{held.step.attempts + 1}")
+        return held.step.status
+    if backend.two_phase:
+        # Two commits, on purpose: 'sending' is durable before the provider hears of the message, so a
+        # duplicate job or a restarted worker never sends it again. The check job looks after a crash.
+        session.commit()
+        assert held.deadline is not None
+        enqueue_delivery(message_id, delay=policy.sending_timeout + 1, tag=f"c{int(held.deadline.timestamp())}")
+    step = sms.record(session, held, sms.call_provider(held, backend), policy)
     session.commit()
-    if result is not None and result.status == SMS_RETRYING:
-        raise RuntimeError(result.error or "provider error")
-    return result.status if result is not None else "missing"
+    if step.wait is not None:
+        enqueue_delivery(message_id, delay=step.wait, tag=f"a{step.attempts + 1}")
+    return step.status
 
 
 def wake_instance(instance_id: int) -> str:
@@ -150,3 +167,45 @@ def sweep() -> dict[str, int]:
     for instance_id in wakes:
         jobs.queue.enqueue_call(wake_instance, args=(instance_id,), job_id=f"wake-{instance_id}-sweep")
     return {"calls": len(calls), "messages": len(messages), "wakes": len(wakes)}
+
+
+def catch_up(grace_seconds: float = 3.0) -> dict[str, int]:
+    """Run what is overdue even if RQ's scheduler is not moving (a dead worker can hold its lock for minutes).
+
+    Scheduled jobs past due by more than the grace are moved to the queue, and instances whose timers
+    are past due get a wake job unless one is already waiting. Every job here is idempotent, so a job
+    the scheduler also moves at the same moment only runs twice to no effect.
+    """
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+    from rq.registry import ScheduledJobRegistry
+
+    queue = jobs.queue
+    registry = ScheduledJobRegistry(queue=queue)
+    cutoff = datetime.now(UTC) - timedelta(seconds=grace_seconds)
+    moved = 0
+    for job_id in registry.get_jobs_to_schedule(int(cutoff.timestamp())):
+        try:
+            job = Job.fetch(job_id, connection=jobs.redis)
+        except NoSuchJobError:
+            registry.remove(job_id)
+            continue
+        registry.remove(job)
+        queue.enqueue_job(job)
+        moved += 1
+    session = db.session()
+    overdue = session.scalars(select(ProcessInstance.id).where(
+        ProcessInstance.completed.is_(False), ProcessInstance.next_wake_at.is_not(None),
+        ProcessInstance.next_wake_at <= clock.now() - timedelta(seconds=grace_seconds))).all()
+    session.rollback()
+    woken = 0
+    for instance_id in overdue:
+        job_id = f"wake-{instance_id}-catchup"
+        try:
+            if Job.fetch(job_id, connection=jobs.redis).get_status() in ("queued", "started", "scheduled"):
+                continue
+        except NoSuchJobError:
+            pass
+        queue.enqueue_call(wake_instance, args=(instance_id,), job_id=job_id, result_ttl=60)
+        woken += 1
+    return {"moved": moved, "woken": woken}

@@ -1,0 +1,1 @@
+"""Adapters for real SMS providers; each one implements app.services.sms.SmsBackend."""
