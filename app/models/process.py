@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clock import now
@@ -62,6 +62,12 @@ class HumanTask(Base):
         UniqueConstraint("instance_id", "task_id", name="uq_human_task_task"),
         Index("ix_human_task_queue", "lane", "province_code", "completed_at", "created_at"),
         Index("ix_human_task_school", "school_id", "completed_at"),
+        # Created by migration 0004 with a different shape per database (see there); declared so that
+        # autogenerate keeps them.
+        Index("ix_human_task_review", "lane", "province_code", "subject_type", "created_at", "id",
+              postgresql_where=text("completed_at IS NULL")),
+        Index("ix_human_task_open_subject", "subject_type", "subject_id", "lane",
+              postgresql_where=text("completed_at IS NULL"), sqlite_where=text("completed_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -11,7 +11,7 @@ from app import clock
 from app.engine.specs import InvalidProcess, ParsedProcess, Problem
 from app.engine.state import load_state
 from app.engine.versions import DryRunStep, VersionDiff, diff_versions, dry_run, migrate, migration_blockers
-from app.models.masterdata import Division
+from app.models.masterdata import Division, School
 from app.models.process import HumanTask, ProcessInstance, ProcessVersion, ServiceCall
 from app.models.sms import AuditEntry
 from app.models.user import ROLE_ANALYST, ROLE_MINISTRY_ADMIN, User
@@ -78,6 +78,17 @@ def get_version(session: Session, user: User, version_id: int) -> ProcessVersion
     if version is None:
         raise NotFound("流程版本不存在")
     return version
+
+
+def version_in_force(session: Session, user: User, process_key: str, province_code: str | None) -> ProcessVersion:
+    """Return the version new instances of a scope start on: the province's own, else the national one."""
+    require_analyst(user)
+    from app.engine.runtime import EngineError
+
+    try:
+        return _engine().resolve_version(session, process_key, province_code)  # type: ignore[no-any-return]
+    except EngineError:
+        raise NotFound(f"流程 {process_key} 尚未发布") from None
 
 
 def _engine() -> Any:
@@ -228,6 +239,8 @@ class InstanceView:
     current_ids: list[str]
     tasks: list[HumanTask]
     calls: list[ServiceCall]
+    actor_names: dict[int, str] = field(default_factory=dict)  # user id -> display name, for the history
+    school_name: str = ""
 
 
 def instance_view(session: Session, user: User, instance_id: int) -> InstanceView:
@@ -242,7 +255,44 @@ def instance_view(session: Session, user: User, instance_id: int) -> InstanceVie
     done, current = _engine().element_states(workflow)
     tasks = list(session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id).order_by(HumanTask.id)))
     calls = list(session.scalars(select(ServiceCall).where(ServiceCall.instance_id == instance_id).order_by(ServiceCall.id)))
-    return InstanceView(instance, version, done, current, tasks, calls)
+    actor_ids = {t.completed_by_id for t in tasks if t.completed_by_id} | {t.claimed_by_id for t in tasks if t.claimed_by_id}
+    names = dict(session.execute(select(User.id, User.display_name).where(User.id.in_(actor_ids))).all()) if actor_ids else {}
+    school = session.get(School, instance.school_id) if instance.school_id else None
+    return InstanceView(instance, version, done, current, tasks, calls, names, school.name if school else "")
+
+
+@dataclass
+class InstanceRow:
+    """An instance as the process pages list it, with its school's name."""
+
+    instance: ProcessInstance
+    school_name: str
+
+
+def recent_instances(session: Session, user: User, *, process_key: str | None = None, version_id: int | None = None,
+                     limit: int = 20) -> list[InstanceRow]:
+    """Return the newest instances of a process or of one version."""
+    require_analyst(user)
+    stmt = select(ProcessInstance, School.name).outerjoin(School, School.id == ProcessInstance.school_id)
+    if process_key is not None:
+        stmt = stmt.where(ProcessInstance.process_key == process_key)
+    if version_id is not None:
+        stmt = stmt.where(ProcessInstance.version_id == version_id)
+    rows = session.execute(stmt.order_by(ProcessInstance.id.desc()).limit(limit)).all()
+    return [InstanceRow(instance, name or "") for instance, name in rows]
+
+
+def instance_counts(session: Session, user: User, process_key: str) -> dict[int, tuple[int, int]]:
+    """Return (running, total) instance counts per version of a process."""
+    require_analyst(user)
+    rows = session.execute(select(ProcessInstance.version_id, ProcessInstance.completed, func.count())
+                           .where(ProcessInstance.process_key == process_key)
+                           .group_by(ProcessInstance.version_id, ProcessInstance.completed)).all()
+    counts: dict[int, tuple[int, int]] = {}
+    for version_id, completed, count in rows:
+        running, total = counts.get(version_id, (0, 0))
+        counts[version_id] = (running + (0 if completed else count), total + count)
+    return counts
 
 
 def incidents(session: Session, user: User) -> list[ServiceCall]:

@@ -16,14 +16,20 @@ from app.forms import FormSpec, build_form, validate
 from app.models.declaration import Declaration
 from app.models.process import HumanTask, ProcessInstance, ProcessVersion
 from app.models.role import SCOPE_CITY, SCOPE_PROVINCE, Role
-from app.models.user import ROLE_SCHOOL, User
+from app.models.user import ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER, ROLE_SCHOOL, User
 from app.services.errors import Forbidden, NotFound, ServiceError
+
+
+QUEUE_ROLES = (ROLE_PROVINCE_REVIEWER, ROLE_PROVINCE_ADMIN)
 
 
 def _scoped(session: Session, user: User) -> Any:
     role = session.get(Role, user.role)
     if role is None or user.role == ROLE_SCHOOL:
         raise Forbidden("该账号没有待办事项")
+    if user.role in QUEUE_ROLES:
+        # Provincial review goes through the review queue, where claims keep two reviewers apart.
+        raise Forbidden("省级审核请在“审核”队列中办理")
     stmt = select(HumanTask).where(HumanTask.lane == user.role, HumanTask.completed_at.is_(None))
     if role.scope in (SCOPE_PROVINCE, SCOPE_CITY):
         stmt = stmt.where(HumanTask.province_code == user.province_code)

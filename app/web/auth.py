@@ -49,8 +49,10 @@ def after_login() -> Response:
         return redirect(url_for("school.dashboard"))
     if current_user.role in ("province_reviewer", "province_admin"):
         return redirect(url_for("review.queue"))
-    if current_user.role in ("analyst", "ministry_admin"):
-        return redirect(url_for("admin.outbox"))
+    if current_user.role == "analyst":
+        return redirect(url_for("processes.index"))
+    if current_user.role == "ministry_admin":
+        return redirect(url_for("dashboard.ministry"))
     return redirect(url_for("tasks.inbox"))
 
 
