@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app import clock, create_app
 from app.extensions import db
 from app.migrate import upgrade
+from tests.workers import start_worker  # noqa: F401 - a fixture shared by the worker tests
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT.parent / "shared" / "data"

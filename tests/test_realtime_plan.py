@@ -5,6 +5,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -15,9 +16,7 @@ from app.models.plan import DeclarationPlan
 from app.models.user import User
 from app.services import plans
 from tests.factories import certificate_id, complete_info, declaration_form, login, with_demo
-from tests.test_worker import WorkerProcess, start_worker, wait_until  # noqa: F401 - fixture
-
-import pytest
+from tests.workers import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.slow
 

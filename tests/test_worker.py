@@ -1,16 +1,10 @@
 """The worker process (`python -m worker`) against the test's own database and Redis."""
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 
-import psutil
 import pytest
 from flask import Flask
 from rq.job import Job, JobStatus
@@ -21,71 +15,10 @@ from app.models.sms import SMS_SENT, SmsMessage
 from app.queue import jobs
 from app.services import sms
 from app.services.jobs import enqueue_delivery
+from tests.workers import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.slow
-PROJECT = Path(__file__).resolve().parents[1]
 PHONE = "13900008888"
-
-
-@dataclass
-class WorkerProcess:
-    """A `python -m worker` child and its log."""
-
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def log_tail(self, lines: int = 80) -> str:
-        return "\n".join(self.log.read_text("utf-8", "replace").splitlines()[-lines:])
-
-    def kill_hard(self) -> None:
-        """SIGKILL the worker and every process under it (its forked work horse runs in its own group)."""
-        try:
-            parent = psutil.Process(self.process.pid)
-            family = [*parent.children(recursive=True), parent]
-        except psutil.NoSuchProcess:
-            family = []
-        for proc in family:
-            try:
-                proc.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        """Ask for a warm shutdown; kill whatever is left after a few seconds."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        self.kill_hard()
-
-
-@pytest.fixture
-def start_worker(app: Flask, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start real worker processes on the app's database and Redis; stop them after the test."""
-    started: list[WorkerProcess] = []
-    settings = app.config["XPILOT"]
-
-    def start(outbox_delay: float = 0.0) -> WorkerProcess:
-        env = dict(os.environ)
-        env.pop("XPILOT_OUTBOX_DELAY", None)
-        env.update(DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url, XPILOT_ENV="test",
-                   XPILOT_INSTANCE=str(settings.instance_path), SECRET_KEY="test-secret", PYTHONUNBUFFERED="1")
-        if outbox_delay:
-            env["XPILOT_OUTBOX_DELAY"] = str(outbox_delay)
-        log = tmp_path / f"worker-{len(started)}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen([sys.executable, "-m", "worker"], cwd=PROJECT, env=env, stdout=out,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
-        worker = WorkerProcess(process, log)
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
 
 
 def queue_sms(app: Flask, key: str) -> int:
@@ -107,17 +40,6 @@ def message_row(app: Flask, message_id: int) -> SmsMessage:
         assert message is not None
         session.expunge(message)
         return message
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, worker: WorkerProcess) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if worker.process.poll() is not None:
-            pytest.fail(f"the worker exited ({worker.process.returncode}) before {what}:\n{worker.log_tail()}")
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; worker log:\n{worker.log_tail()}")
 
 
 def test_worker_process_delivers_a_queued_text_message(app: Flask, start_worker: Callable[..., WorkerProcess]) -> None:

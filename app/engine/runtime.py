@@ -5,14 +5,15 @@ import copy
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, cast
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.spiff.specs.defaults import UserTask
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from app import clock
@@ -308,7 +309,7 @@ class ProcessEngine:
         total = 0
         for start in range(0, len(instance_ids), 500):
             chunk = instance_ids[start:start + 500]
-            total += session.execute(update(ProcessInstance).where(
+            total += session.execute(update(ProcessInstance).where(  # type: ignore[attr-defined]
                 ProcessInstance.id.in_(chunk), ProcessInstance.completed.is_(False)).values(
                 completed=True, status=status, updated_at=now, next_wake_at=None,
                 lock_version=ProcessInstance.lock_version + 1)).rowcount or 0
@@ -396,7 +397,7 @@ class ProcessEngine:
                                 status_changed: bool) -> None:
         """Bring human_task rows in line from what the step changed, without reading them first."""
         # Core statements on the session's connection: no ORM bookkeeping, no autoflush.
-        table = HumanTask.__table__
+        table = cast(Table, HumanTask.__table__)
         conn = session.connection()
         after = {t.task_id for t in open_tasks}
         closed = before - after
@@ -425,7 +426,7 @@ class ProcessEngine:
                                   before: frozenset[str], now: datetime) -> None:
         ended = before - set(started)
         if ended:
-            table = ServiceCall.__table__
+            table = cast(Table, ServiceCall.__table__)
             session.connection().execute(table.update().where(
                 table.c.instance_id == instance.id, table.c.task_id.in_(ended),
                 table.c.status.in_(("pending", "failed"))).values(status="cancelled", updated_at=now))
@@ -449,7 +450,7 @@ class ProcessEngine:
             session.add(row)
             session.flush()
             call_id = row.id
-            after_commit(session, lambda call_id=call_id: self.hooks.enqueue_service_call(call_id))
+            after_commit(session, partial(self.hooks.enqueue_service_call, call_id))
 
     def _schedule_timers(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow) -> None:
         due: list[datetime] = []

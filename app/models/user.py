@@ -72,6 +72,7 @@ class User(UserMixin, Base):
         if self.role in ROLE_LABELS:
             return ROLE_LABELS[self.role]
         from sqlalchemy.orm import object_session
+
         from app.models.role import Role
         session = object_session(self)
         role = session.get(Role, self.role) if session is not None else None

@@ -8,7 +8,14 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.extensions import after_commit
-from app.models.declaration import STATUS_APPROVED, STATUS_DRAFT, STATUS_EXPIRED, STATUS_REJECTED, Declaration, DeclarationEvent
+from app.models.declaration import (
+    STATUS_APPROVED,
+    STATUS_DRAFT,
+    STATUS_EXPIRED,
+    STATUS_REJECTED,
+    Declaration,
+    DeclarationEvent,
+)
 from app.models.masterdata import School
 from app.models.plan import PLAN_ANNOUNCING, PLAN_CLOSED, PLAN_FINISHED, DeclarationPlan, PlanResult
 from app.models.process import HumanTask

@@ -1,10 +1,12 @@
 """Process versions for analysts: validate, diff, dry-run, publish, migrate waiting instances, incidents."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Session
 
 from app import clock
@@ -124,7 +126,7 @@ def run_scenario(parsed: ParsedProcess, scenario: str) -> list[DryRunStep]:
     """Dry-run a draft through a named scenario; '*review' means whichever review lane is waiting."""
     _, steps = SCENARIOS[scenario]
     concrete: list[tuple[str, dict[str, Any]]] = []
-    review_lanes = sorted({info.get("lane") for info in parsed.task_info.values()
+    review_lanes = sorted({str(info["lane"]) for info in parsed.task_info.values()
                            if info.get("lane") and info.get("lane") != "school" and info.get("form")})
     for lane, data in steps:
         if lane == "*review":
@@ -203,7 +205,7 @@ def migrate_waiting(session: Session, user: User, version_id: int) -> list[Migra
     target = get_version(session, user, version_id)
     eng = _engine()
     new = eng.parsed(target)
-    scope = ProcessInstance.province_code == target.province_code if target.province_code else True
+    scope = ProcessInstance.province_code == target.province_code if target.province_code else sa_true()
     candidates = session.scalars(select(ProcessInstance.id).where(
         ProcessInstance.process_key == target.process_key, ProcessInstance.completed.is_(False),
         ProcessInstance.version_id != target.id, scope).order_by(ProcessInstance.id)).all()

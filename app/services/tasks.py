@@ -5,7 +5,8 @@ diagram lane names the role, users of the role see the tasks of their province o
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,7 +19,6 @@ from app.models.process import HumanTask, ProcessInstance, ProcessVersion
 from app.models.role import SCOPE_CITY, SCOPE_PROVINCE, Role
 from app.models.user import ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER, ROLE_SCHOOL, User
 from app.services.errors import Forbidden, NotFound, ServiceError
-
 
 QUEUE_ROLES = (ROLE_PROVINCE_REVIEWER, ROLE_PROVINCE_ADMIN)
 
