@@ -14,7 +14,7 @@ from app.engine.runtime import EngineError, TaskNotAvailable
 from app.forms import FormSpec, build_form, validate
 from app.models.declaration import STATUS_DRAFT, Declaration, DeclarationEvent
 from app.models.masterdata import Certificate, Major, School
-from app.models.plan import PLAN_PUBLISHED, DeclarationPlan, PlanCertificate
+from app.models.plan import PLAN_ANNOUNCING, PLAN_CLOSED, PLAN_FINISHED, PLAN_PUBLISHED, DeclarationPlan, PlanCertificate
 from app.models.process import HumanTask, ProcessVersion
 from app.models.user import ROLE_SCHOOL, User
 from app.services.errors import Forbidden, NotFound, ServiceError
@@ -45,7 +45,8 @@ def _school_of(session: Session, user: User) -> School:
 def plans_of_province(session: Session, province_code: str) -> list[DeclarationPlan]:
     """Return the province's published (and closed) plans, newest first."""
     return list(session.scalars(select(DeclarationPlan).where(
-        DeclarationPlan.province_code == province_code, DeclarationPlan.status.in_((PLAN_PUBLISHED, "closed")))
+        DeclarationPlan.province_code == province_code,
+        DeclarationPlan.status.in_((PLAN_PUBLISHED, PLAN_CLOSED, PLAN_ANNOUNCING, PLAN_FINISHED)))
         .order_by(DeclarationPlan.starts_at.desc())))
 
 
@@ -64,8 +65,9 @@ def window(session: Session, province_code: str) -> Window:
                                 f"{clock.format_local(p.ends_at)}，请届时申报。")
     if plans:
         p = plans[0]
+        stage = {PLAN_ANNOUNCING: "审核结果公示中。", PLAN_FINISHED: "审核结果已公示。"}.get(p.status, "")
         return Window(p, False, f"本省申报计划《{p.name}》的申报时间为 {clock.format_local(p.starts_at)} 至 "
-                                f"{clock.format_local(p.ends_at)}，申报已截止，不能再申报或提交。")
+                                f"{clock.format_local(p.ends_at)}，申报已截止，不能再申报或提交。{stage}")
     return Window(None, False, "本省尚未发布证书申报计划，暂不能申报。证书申报计划由各省自行发布，请留意省级教育行政部门通知。")
 
 
