@@ -14,7 +14,14 @@ from app.engine.runtime import EngineError, TaskNotAvailable
 from app.forms import FormSpec, build_form, validate
 from app.models.declaration import STATUS_DRAFT, Declaration, DeclarationEvent
 from app.models.masterdata import Certificate, Major, School
-from app.models.plan import PLAN_ANNOUNCING, PLAN_CLOSED, PLAN_FINISHED, PLAN_PUBLISHED, DeclarationPlan, PlanCertificate
+from app.models.plan import (
+    PLAN_ANNOUNCING,
+    PLAN_CLOSED,
+    PLAN_FINISHED,
+    PLAN_PUBLISHED,
+    DeclarationPlan,
+    PlanCertificate,
+)
 from app.models.process import HumanTask, ProcessVersion
 from app.models.user import ROLE_SCHOOL, User
 from app.services.errors import Forbidden, NotFound, ServiceError
