@@ -25,8 +25,8 @@ CPU per declaration (psutil, user + system) is reported for the gunicorn process
 their forked work horses), the PostgreSQL backends of the bench database, this client process, and "other":
 whatever else the machine did meanwhile (a large "other" means the numbers are disturbed).
 
-Usage: python bench/cycle.py [--gunicorn "-w 4 -k gthread --threads 2"] [--rq-workers 1] [--clients 1,8]
-                             [--declarations 200,800] [--profile] [--keep-logs DIR]
+Usage: python bench/cycle.py [--gunicorn "-w 3"] [--worker-args --simple] [--rq-workers 1] [--clients 1,8]
+                             [--declarations 200,800] [--warmup 24] [--profile [cpu|wall]] [--keep-logs DIR]
 Targets (2-core machine): >= 80 complete declarations/s with 8 clients; median submission <= 10 ms with 1 client.
 """
 from __future__ import annotations
@@ -64,7 +64,8 @@ VENV_BIN = Path(sys.executable).parent
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/13"  # .ci/run uses 15 (tests) and 14 (smoke)
-DEFAULT_GUNICORN = "-w 4 -k gthread --threads 2"
+DEFAULT_GUNICORN = "-w 3"  # sync workers; see bench/README.md for the configurations compared
+DEFAULT_WORKER_ARGS = "--simple"  # jobs run in the worker process: a forked horse per job costs ~5x the CPU
 PROVINCE = "440000"
 CITIES = ("440100", "440300", "440600")  # the demo prefectures of 广东
 LEVELS = ("初级", "中级", "高级")
@@ -488,6 +489,17 @@ class CpuMeter:
         return out
 
 
+def floor_latency(stack: Stack, count: int = 300) -> list[float]:
+    """Latencies of GET /healthz (no database, no login, no template) on one keep-alive session."""
+    times = []
+    with requests.Session() as http:
+        for _ in range(count + 20):
+            start = time.perf_counter()
+            _check(http.get(stack.base + "/healthz", timeout=30), 200, "GET /healthz")
+            times.append((time.perf_counter() - start) * 1000.0)
+    return times[20:]
+
+
 @dataclass
 class Result:
     clients: int
@@ -563,7 +575,8 @@ def run_phase(stack: Stack, catalog: Catalog, schools: Iterator[tuple[int, str]]
             jobs.extend(Job(http, cert, level) for cert in catalog.certificates for level in LEVELS)
         pool.append(Client(reviewer, jobs[:needed], catalog.majors[:2], stack.base))
     log(f"{clients} client(s): warm-up ({warm_per_client} per client)")
-    warm_threads = [threading.Thread(target=c.run, args=(c.jobs[:warm_per_client], False, None)) for c in pool]
+    warm_threads = [threading.Thread(target=c.run, args=(c.jobs[:warm_per_client], False, None), daemon=True)
+                    for c in pool]
     for th in warm_threads:
         th.start()
     for th in warm_threads:
@@ -619,36 +632,45 @@ def run_phase(stack: Stack, catalog: Catalog, schools: Iterator[tuple[int, str]]
 # --- report ------------------------------------------------------------------------------------------------------
 
 
-def summarize_profile(path: Path, top: int = 25) -> list[str]:
-    """Self and inclusive sample shares of the hottest functions in py-spy's raw (collapsed) output."""
+def summarize_profile(path: Path, top: int = 20) -> list[str]:
+    """Where one gunicorn worker's samples went, from py-spy's raw (collapsed) output: self share by package,
+    inclusive share of the project's own functions (app/...), and the hottest functions by self share."""
     if not path.exists() or path.stat().st_size == 0:
         return ["(no profile written)"]
     own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
+    package: Counter[str] = Counter()
+    project: Counter[str] = Counter()
     total = 0
+    frame_re = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
     for line in path.read_text("utf-8", "replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [re.sub(r" \((?:[^()]*/)?(?:site-packages/)?([^()]*?)(?::\d+)?\)$", r" (\1)", f)
-                  for f in stack.split(";")]
+        frames = []
+        for raw in stack.split(";"):
+            found = frame_re.match(raw)
+            frames.append((found.group("func"), found.group("file")) if found else (raw, ""))
         total += count
-        own[frames[-1]] += count
-        for frame in set(frames):
-            inclusive[frame] += count
+        func, file = frames[-1]
+        own[f"{func} ({file})"] += count
+        top_dir = file.split("/", 1)[0] if "/" in file else "stdlib/other"
+        package["app (the project)" if top_dir == "app" else top_dir] += count
+        for name in {f"{f} ({p})" for f, p in frames if p.startswith("app/")}:
+            project[name] += count
     if not total:
         return ["(empty profile)"]
-    lines = [f"{total} samples of one gunicorn worker",
-             f"{'self %':>7}  function (file)"]
-    lines += [f"{100.0 * n / total:>6.1f}%  {frame}" for frame, n in own.most_common(top)]
-    lines += ["", f"{'incl %':>7}  function (file)"]
-    lines += [f"{100.0 * n / total:>6.1f}%  {frame}" for frame, n in inclusive.most_common(top + 15)]
+    lines = [f"{total} samples; self share by package (where the leaf frame was):"]
+    lines += [f"  {100.0 * n / total:>5.1f}%  {name}" for name, n in package.most_common(12)]
+    lines += ["inclusive share of the project's own functions:"]
+    lines += [f"  {100.0 * n / total:>5.1f}%  {name}" for name, n in project.most_common(top)]
+    lines += ["hottest functions (self share):"]
+    lines += [f"  {100.0 * n / total:>5.1f}%  {name}" for name, n in own.most_common(top)]
     return lines
 
 
 def report(results: list[Result], config: str, stack: Stack, setup_s: float, catalog: Catalog,
-           verification: dict[str, Any]) -> None:
+           verification: dict[str, Any], floor: list[float]) -> None:
     print()
     print("X-Pilot cycle benchmark: complete declarations over HTTP against the production stack")
     print(f"machine: {psutil.cpu_count()} CPUs; PostgreSQL database {stack.db_name} (dropped at the end); "
@@ -677,6 +699,9 @@ def report(results: list[Result], config: str, stack: Stack, setup_s: float, cat
     header = f"{'clients':>7} {'request':<16} {'p50':>7} {'p90':>7} {'p99':>7} {'mean':>7} {'max':>7}"
     print(header)
     print("-" * len(header))
+    print(f"{'-':>7} {'GET /healthz':<16} {percentile(floor, .5):>7.1f} {percentile(floor, .9):>7.1f} "
+          f"{percentile(floor, .99):>7.1f} {sum(floor) / len(floor):>7.1f} {max(floor):>7.1f}   "
+          "(floor: 1 client, no database, no login)")
     for r in results:
         for kind in (*KINDS, "whole (4 req)"):
             values = r.whole if kind.startswith("whole") else r.times.get(kind, [])
@@ -753,7 +778,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=24, help="untimed declarations before each run")
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="server URL to create the bench database on")
     parser.add_argument("--redis", default=DEFAULT_REDIS, help="Redis URL with the bench's own db number")
-    parser.add_argument("--worker-args", default="", help="extra options of python -m worker (e.g. --simple)")
+    parser.add_argument("--worker-args", default=DEFAULT_WORKER_ARGS,
+                        help=f"options of python -m worker (default: {DEFAULT_WORKER_ARGS}; '' = forking worker)")
     parser.add_argument("--profile", nargs="?", const="cpu", choices=("cpu", "wall"),
                         help="py-spy one gunicorn worker during the largest run and print its hottest functions "
                              "(cpu: samples holding the GIL, the default; wall: all samples)")
@@ -765,6 +791,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--clients and --declarations need as many values")
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_interrupted)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even when started as a background job
 
     started = time.perf_counter()
     gunicorn_args = shlex.split(args.gunicorn)
@@ -786,6 +813,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{len(catalog.schools)} bench schools ready ({setup_s:.1f} s); starting gunicorn {args.gunicorn} "
             f"and {args.rq_workers} worker(s)")
         stack.start()
+        floor = floor_latency(stack)
         schools = iter(catalog.schools)
         biggest = max(clients)
         for c, n in zip(clients, counts, strict=True):
@@ -794,7 +822,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             log(f"{c} client(s): {result.rate:.1f} declarations/s, {len(result.errors)} errors, SMS drained "
                 f"{result.drain:.1f} s after the run")
-        report(results, args.gunicorn, stack, setup_s, catalog, verify(stack))
+        report(results, args.gunicorn, stack, setup_s, catalog, verify(stack), floor)
         if args.profile:
             print()
             print(f"py-spy profile ({args.profile}) of one gunicorn worker during the {max(clients)}-client run:")
@@ -802,7 +830,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n(whole run {time.perf_counter() - started:.0f} s)")
         return 0
     except (KeyboardInterrupt, Interrupted) as exc:
-        log(f"interrupted ({exc or 'Ctrl-C'}): cleaning up")
+        log(f"interrupted ({str(exc) or 'Ctrl-C'}): cleaning up")
         return 130
     except Exception:
         for name in stack.procs:
