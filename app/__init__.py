@@ -26,6 +26,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         JSON_AS_ASCII=False,
     )
     clock.set_zone(settings.timezone)
+    if settings.proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxies, x_proto=settings.proxies)  # type: ignore[method-assign]
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     db.init_app(app, settings.database_url)
     jobs.init_app(settings.redis_url or embedded_redis_url(settings.instance_path))

@@ -19,6 +19,7 @@ class Settings:
     sms_backend: str = "outbox"
     timezone: str = "Asia/Shanghai"
     port: int = 5000
+    proxies: int = 0
     instance_path: Path = PROJECT_ROOT / "instance"
     bpmn_path: Path = PROJECT_ROOT / "bpmn"
     testing: bool = False
@@ -49,6 +50,8 @@ def load_settings(overrides: dict[str, object] | None = None) -> Settings:
     settings.sms_backend = os.environ.get("SMS_BACKEND", "outbox")
     settings.timezone = os.environ.get("XPILOT_TIMEZONE", "Asia/Shanghai")
     settings.port = int(os.environ.get("PORT", "5000"))
+    # How many reverse proxies in front of the app may set X-Forwarded-For (0: trust none).
+    settings.proxies = int(os.environ.get("XPILOT_PROXIES", "0") or 0)
     secret = os.environ.get("SECRET_KEY", "")
     if secret:
         settings.secret_key = secret

@@ -13,7 +13,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.spiff.specs.defaults import UserTask
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -41,6 +41,17 @@ class Hooks:
 
     enqueue_service_call: Callable[[int], None] = lambda call_id: None
     schedule_wake: Callable[[int, datetime], None] = lambda instance_id, at: None
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A stored process version without its diagram text (versions never change once stored)."""
+
+    id: int
+    process_key: str
+    province_code: str | None
+    content_hash: str
+    forms: dict[str, Any]
 
 
 @dataclass
@@ -132,6 +143,7 @@ class ProcessEngine:
         self.operations = {k: list(v) for k, v in operations.items()}
         self.hooks = hooks or Hooks()
         self._by_version: dict[int, ParsedProcess] = {}
+        self._refs: dict[int, VersionRef] = {}
 
     # -- specs -----------------------------------------------------------------------------
     def parse(self, xml: str, forms: Mapping[str, Any], lanes: Iterable[str] | None = None) -> ParsedProcess:
@@ -147,6 +159,24 @@ class ProcessEngine:
         # A stored version was checked when published; its lanes may name roles added since.
         return SPEC_CACHE.put(parse_process(version.bpmn_xml, version.forms, lanes=_AnyLane(),
                                             operations=self.operations))
+
+    def current_version(self, session: Session, process_key: str, province_code: str | None) -> VersionRef:
+        """Return the version in force (the province's own, else the national one) with one light query."""
+        scope: Any = ProcessVersion.province_code.is_(None)
+        if province_code:
+            scope = or_(scope, ProcessVersion.province_code == province_code)
+        version_id = session.scalar(select(ProcessVersion.id).where(
+            ProcessVersion.process_key == process_key, ProcessVersion.active.is_(True), scope)
+            .order_by(ProcessVersion.province_code.is_(None), ProcessVersion.id.desc()).limit(1))
+        if version_id is None:
+            raise EngineError(f"流程 {process_key} 尚未发布")
+        ref = self._refs.get(version_id)
+        if ref is None:
+            row = session.get(ProcessVersion, version_id)
+            assert row is not None
+            ref = VersionRef(row.id, row.process_key, row.province_code, row.content_hash, dict(row.forms))
+            self._refs[version_id] = ref
+        return ref
 
     @staticmethod
     def resolve_version(session: Session, process_key: str, province_code: str | None) -> ProcessVersion:
@@ -164,16 +194,23 @@ class ProcessEngine:
     # -- instances -------------------------------------------------------------------------
     def start(self, session: Session, process_key: str, *, subject_type: str, subject_id: int,
               province_code: str | None, city_code: str | None = None, school_id: int | None = None,
-              data: Mapping[str, Any] | None = None) -> StepOutcome:
-        """Start an instance of the process in force for the province and run it to its first wait."""
-        version = self.resolve_version(session, process_key, province_code)
-        parsed = self.parsed(version)
+              data: Mapping[str, Any] | None = None,
+              first_step: tuple[str, Mapping[str, Any]] | None = None) -> StepOutcome:
+        """Start an instance of the process in force for the province and run it to its first wait.
+
+        first_step (lane, data) also completes the first user task of that lane before anything is saved:
+        a declaration created and submitted in one request costs one save, not two.
+        """
+        version = self.current_version(session, process_key, province_code)
+        parsed = self._parsed_by_id(session, version.id)
         workflow = BpmnWorkflow(parsed.spec, parsed.subprocess_specs, script_engine=SAFE_ENGINE)
         workflow._xpilot_before = (frozenset(), frozenset())  # type: ignore[attr-defined]
         workflow.task_tree.data.update(copy.deepcopy(dict(data or {})))
         for task in workflow.task_tree.children:
             task.data.update(copy.deepcopy(dict(data or {})))
         self._run_engine(workflow)
+        if first_step is not None:
+            self._complete_ready(workflow, *first_step)
         instance = ProcessInstance(
             version_id=version.id, process_key=process_key, province_code=province_code, city_code=city_code,
             school_id=school_id, subject_type=subject_type, subject_id=subject_id, state="{}",
@@ -190,14 +227,27 @@ class ProcessEngine:
             raise EngineError("流程实例不存在")
         return instance
 
-    def load(self, session: Session, instance: ProcessInstance) -> tuple[ParsedProcess, BpmnWorkflow]:
-        """Restore the workflow of an instance row (versions never change, so their parse is kept by id)."""
-        parsed = self._by_version.get(instance.version_id)
+    def _parsed_by_id(self, session: Session, version_id: int) -> ParsedProcess:
+        parsed = self._by_version.get(version_id)
         if parsed is None:
-            version = session.get(ProcessVersion, instance.version_id)
+            version = session.get(ProcessVersion, version_id)
             assert version is not None
             parsed = self.parsed(version)
-            self._by_version[instance.version_id] = parsed
+            self._by_version[version_id] = parsed
+        return parsed
+
+    @staticmethod
+    def _complete_ready(workflow: BpmnWorkflow, lane: str, data: Mapping[str, Any]) -> None:
+        ready = [t for t in workflow.get_tasks(state=TaskState.READY, manual=True) if t.task_spec.lane == lane]
+        if not ready:
+            raise TaskNotAvailable("流程开始后没有等待该角色处理的任务")
+        ready[0].data.update(copy.deepcopy(dict(data)))
+        ready[0].run()
+        ProcessEngine._run_engine(workflow)
+
+    def load(self, session: Session, instance: ProcessInstance) -> tuple[ParsedProcess, BpmnWorkflow]:
+        """Restore the workflow of an instance row (versions never change, so their parse is kept by id)."""
+        parsed = self._parsed_by_id(session, instance.version_id)
         workflow = load_state(parsed, instance.state)
         workflow._xpilot_before = _snapshot(workflow)  # type: ignore[attr-defined]
         return parsed, workflow

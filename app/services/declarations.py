@@ -22,7 +22,7 @@ from app.models.plan import (
     DeclarationPlan,
     PlanCertificate,
 )
-from app.models.process import HumanTask, ProcessVersion
+from app.models.process import HumanTask
 from app.models.user import ROLE_SCHOOL, User
 from app.services.errors import Forbidden, NotFound, ServiceError
 
@@ -78,8 +78,7 @@ def window(session: Session, province_code: str) -> Window:
     return Window(None, False, "本省尚未发布证书申报计划，暂不能申报。证书申报计划由各省自行发布，请留意省级教育行政部门通知。")
 
 
-def declaration_form(session: Session, plan: DeclarationPlan, school: School, version: ProcessVersion | None = None
-                     ) -> FormSpec:
+def declaration_form(session: Session, plan: DeclarationPlan, school: School, version: Any = None) -> FormSpec:
     """Build the declaration form with the plan's certificates and the majors of the school's level."""
     forms = version.forms if version is not None else _national_forms(session)
     certs = session.scalars(select(Certificate).join(PlanCertificate, PlanCertificate.certificate_id == Certificate.id)
@@ -94,12 +93,12 @@ def declaration_form(session: Session, plan: DeclarationPlan, school: School, ve
 
 def _national_forms(session: Session) -> dict[str, Any]:
     from app.services.processes import engine
-    return engine().resolve_version(session, "declaration", None).forms
+    return engine().current_version(session, "declaration", None).forms
 
 
 def _form_for(session: Session, plan: DeclarationPlan, school: School) -> FormSpec:
     from app.services.processes import engine
-    version = engine().resolve_version(session, "declaration", school.province_code)
+    version = engine().current_version(session, "declaration", school.province_code)
     return declaration_form(session, plan, school, version)
 
 
@@ -134,8 +133,9 @@ def _require_open(session: Session, school: School, plan: DeclarationPlan) -> No
         raise ServiceError("请先完成第一步“完善院校基础信息”，再申报证书试点")
 
 
-def create_declaration(session: Session, user: User, values: Mapping[str, Any], action: str) -> Declaration:
-    """Save a new declaration as a draft, or submit it at once."""
+def create_declaration(session: Session, user: User, values: Mapping[str, Any], action: str,
+                       form: FormSpec | None = None) -> Declaration:
+    """Save a new declaration as a draft, or submit it at once (form: the one just built for this school)."""
     from app.services.processes import engine
 
     school = _school_of(session, user)
@@ -144,7 +144,7 @@ def create_declaration(session: Session, user: User, values: Mapping[str, Any], 
         raise ServiceError(win.message)
     plan = win.plan
     _require_open(session, school, plan)
-    form = _form_for(session, plan, school)
+    form = form or _form_for(session, plan, school)
     errors = _check(session, form, values, plan, school, None)
     if errors:
         raise ServiceError("申报信息有误，请按提示修改", errors)
@@ -158,15 +158,31 @@ def create_declaration(session: Session, user: User, values: Mapping[str, Any], 
                        created_at=now, updated_at=now)
     session.add(decl)
     session.flush()
-    outcome = engine().start(session, "declaration", subject_type="declaration", subject_id=decl.id,
-                             province_code=school.province_code, city_code=school.city_code, school_id=school.id,
-                             data=_process_data(school, cert, decl, user))
+    data = _process_data(school, cert, decl, user)
+    first_step = (ROLE_SCHOOL, _submission(data, decl)) if action == ACTION_SUBMIT else None
+    try:
+        outcome = engine().start(session, "declaration", subject_type="declaration", subject_id=decl.id,
+                                 province_code=school.province_code, city_code=school.city_code,
+                                 school_id=school.id, data=data, first_step=first_step)
+    except EngineError as exc:
+        raise ServiceError(str(exc)) from exc
     decl.instance_id = outcome.instance_id
-    decl.status = outcome.status
     _event(session, decl, user, "created", "新建申报（草稿）")
+    decl.status = outcome.status
     if action == ACTION_SUBMIT:
-        _submit(session, decl, user, school, cert)
+        decl.locked = not any(t.lane == ROLE_SCHOOL for t in outcome.open_tasks)
+        decl.submitted_at = clock.now()
+        _event(session, decl, user, "submitted", "提交审核")
     return decl
+
+
+def _submission(data: Mapping[str, Any], decl: Declaration) -> dict[str, Any]:
+    """Return what the school's task completes with: the process data without the last decision."""
+    step = dict(data)
+    step.update({"majors": list(decl.majors), "trainee_count": decl.trainee_count, "action": ACTION_SUBMIT})
+    step.pop("decision", None)
+    step.pop("comment", None)
+    return step
 
 
 def _process_data(school: School, cert: Certificate, decl: Declaration, user: User) -> dict[str, Any]:
@@ -244,10 +260,7 @@ def _submit(session: Session, decl: Declaration, user: User, school: School, cer
     task = school_task_open(session, decl)
     if task is None or decl.instance_id is None:
         raise Forbidden("该申报已提交审核，不能重复提交")
-    data = _process_data(school, cert, decl, user)
-    data.update({"majors": list(decl.majors), "trainee_count": decl.trainee_count, "action": ACTION_SUBMIT})
-    data.pop("decision")
-    data.pop("comment")
+    data = _submission(_process_data(school, cert, decl, user), decl)
     try:
         outcome = engine().complete_task(session, decl.instance_id, task.task_id, actor_id=user.id,
                                          lanes=[ROLE_SCHOOL], data=data)

@@ -265,7 +265,7 @@ def review_context(session: Session, user: User, declaration_id: int) -> tuple[D
 
     decl = _declaration_of_province(session, user, declaration_id)
     task = _open_review_task(session, decl.instance_id)
-    forms = engine().resolve_version(session, "declaration", decl.province_code).forms
+    forms = engine().current_version(session, "declaration", decl.province_code).forms
     form_name = task.form if task is not None and task.form else "review-form.json"
     return decl, task, build_form(forms.get(form_name) or forms["review-form.json"])
 
@@ -333,11 +333,15 @@ def release(session: Session, user: User, declaration_id: int) -> None:
         raise Forbidden("该申报的领取情况刚刚发生变化，请刷新页面后重试")
 
 
-def decide(session: Session, user: User, declaration_id: int, values: Mapping[str, Any]) -> Declaration:
-    """Record a reviewer's decision; an unclaimed declaration is claimed first, one held by another is refused."""
+def decide(session: Session, user: User, declaration_id: int, values: Mapping[str, Any],
+           context: tuple[Declaration, HumanTask | None, FormSpec] | None = None) -> Declaration:
+    """Record a reviewer's decision; an unclaimed declaration is claimed first, one held by another is refused.
+
+    context: what review_context returned for this declaration in the same request, if the caller has it.
+    """
     from app.services.processes import engine
 
-    decl, _, form = review_context(session, user, declaration_id)
+    decl, _, form = context or review_context(session, user, declaration_id)
     errors = validate(form, values)
     if errors:
         raise ServiceError("审核信息有误", errors)

@@ -13,5 +13,5 @@ def acting_user() -> User:
 
 
 def client_ip() -> str:
-    """Return the client address (the first proxy hop if behind one)."""
-    return (request.headers.get("X-Forwarded-For", "").split(",")[0].strip() or request.remote_addr or "unknown")
+    """Return the client address (behind a proxy, ProxyFix set remote_addr from X-Forwarded-For; see XPILOT_PROXIES)."""
+    return request.remote_addr or "unknown"

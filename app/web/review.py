@@ -103,18 +103,21 @@ def review(declaration_id: int) -> str | Response | tuple[str, int]:
     """审核 one declaration: the whole declaration, the school, its history, and the decision."""
     session = db.session()
     user = acting_user()
-    page = review_service.review_page(session, user, declaration_id)
     if request.method == "GET":
+        page = review_service.review_page(session, user, declaration_id)
         return render_template("review/review.html", page=page, values={}, errors={})
-    values, errors, typed = parse_submission(page.form, request.form)
+    context = review_service.review_context(session, user, declaration_id)
+    values, errors, typed = parse_submission(context[2], request.form)
     if not errors:
         try:
-            review_service.decide(session, user, declaration_id, values)
+            review_service.decide(session, user, declaration_id, values, context=context)
         except (Forbidden, NotFound):
             raise
         except ServiceError as exc:
             errors = exc.field_errors or {"__all__": exc.message}
     if errors:
+        session.rollback()
+        page = review_service.review_page(session, user, declaration_id)
         return render_template("review/review.html", page=page, values=typed, errors=errors), 422
     flash("审核结果已提交，学校将收到短信通知", "success")
     return redirect(url_for("review.queue"))

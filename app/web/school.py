@@ -58,7 +58,7 @@ def info() -> str | Response | tuple[str, int]:
     session = db.session()
     user = acting_user()
     school = school_info.own_school(session, user)
-    form = school_info.info_form(engine().resolve_version(session, "declaration", school.province_code).forms)
+    form = school_info.info_form(engine().current_version(session, "declaration", school.province_code).forms)
     if request.method == "GET":
         return render_template("school/info.html", school=school, form=form,
                                values=school_info.current_values(school), errors={})
@@ -95,7 +95,7 @@ def new_declaration() -> str | Response | tuple[str, int]:
     action = request.form.get("action", decl_service.ACTION_SAVE)
     if not errors:
         try:
-            decl = decl_service.create_declaration(session, user, values, action)
+            decl = decl_service.create_declaration(session, user, values, action, form=form)
         except (Forbidden, NotFound):
             raise
         except ServiceError as exc:
