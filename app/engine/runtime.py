@@ -486,9 +486,9 @@ class ProcessEngine:
             writes.append(table.update().where(
                 table.c.instance_id == instance.id, table.c.task_id.in_(sorted(kept)),
                 table.c.completed_at.is_(None)).values(status_label=instance.status))
-        rows = [self._new_human_task(instance, t, now) for t in open_tasks if t.task_id not in before]
-        if rows:
-            writes.append(table.insert().values(rows))
+        # One single-row INSERT per new task: unlike a multi-row VALUES, it has a cached compiled form.
+        writes.extend(table.insert().values(**self._new_human_task(instance, t, now))
+                      for t in open_tasks if t.task_id not in before)
         return writes
 
     def _sync_human_tasks(self, session: Session, instance: ProcessInstance, open_tasks: list[OpenTask],
