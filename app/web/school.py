@@ -10,7 +10,8 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from app.extensions import db
-from app.forms import parse_submission
+from app.forms import FormSpec, parse_submission
+from app.models.declaration import Declaration
 from app.models.user import ROLE_SCHOOL
 from app.services import declarations as decl_service
 from app.services import school_info
@@ -91,21 +92,9 @@ def new_declaration() -> str | Response | tuple[str, int]:
     if request.method == "GET":
         return render_template("school/declaration_form.html", form=form, values={}, errors={}, window=window,
                                declaration=None)
-    values, errors, typed = parse_submission(form, request.form)
-    action = request.form.get("action", decl_service.ACTION_SAVE)
-    if not errors:
-        try:
-            decl = decl_service.create_declaration(session, user, values, action, form=form)
-        except (Forbidden, NotFound):
-            raise
-        except ServiceError as exc:
-            errors = exc.field_errors or {"__all__": exc.message}
-    if errors:
-        return render_template("school/declaration_form.html", form=form, values=typed, errors=errors,
-                               window=window, declaration=None), 422
-    flash("已提交审核，请等待省级教育行政部门审核" if action == decl_service.ACTION_SUBMIT
-          else "已保存草稿，可继续修改后再提交审核", "success")
-    return redirect(url_for("school.declaration", declaration_id=decl.id))
+    return _save_posted(form, window, None,
+                        lambda values, action: decl_service.create_declaration(session, user, values, action,
+                                                                               form=form))
 
 
 @bp.get("/declarations/<int:declaration_id>")
@@ -133,21 +122,30 @@ def edit_declaration(declaration_id: int) -> str | Response | tuple[str, int]:
                   "trainee_count": str(decl.trainee_count), "teachers": decl.teachers, "facilities": decl.facilities}
         return render_template("school/declaration_form.html", form=form, values=values, errors={}, window=window,
                                declaration=decl)
+    return _save_posted(form, window, decl,
+                        lambda values, action: decl_service.update_declaration(session, user, declaration_id,
+                                                                               values, action))
+
+
+def _save_posted(form: FormSpec, window: Any, declaration: Declaration | None,
+                 save: Callable[[dict[str, Any], str], Declaration]) -> Response | tuple[str, int]:
+    """Check the posted declaration form, save or submit it, and answer with the page or the errors."""
     values, errors, typed = parse_submission(form, request.form)
     action = request.form.get("action", decl_service.ACTION_SAVE)
+    saved = None
     if not errors:
         try:
-            decl_service.update_declaration(session, user, declaration_id, values, action)
+            saved = save(values, action)
         except (Forbidden, NotFound):
             raise
         except ServiceError as exc:
             errors = exc.field_errors or {"__all__": exc.message}
-    if errors:
+    if errors or saved is None:
         return render_template("school/declaration_form.html", form=form, values=typed, errors=errors,
-                               window=window, declaration=decl), 422
+                               window=window, declaration=declaration), 422
     flash("已提交审核，请等待省级教育行政部门审核" if action == decl_service.ACTION_SUBMIT
           else "已保存草稿，可继续修改后再提交审核", "success")
-    return redirect(url_for("school.declaration", declaration_id=declaration_id))
+    return redirect(url_for("school.declaration", declaration_id=saved.id))
 
 
 @bp.post("/declarations/<int:declaration_id>/delete")

@@ -63,15 +63,16 @@ def staff_logs_in(page: Any, username: str) -> None:
     expect(page.get_by_role("heading", name=re.compile("待审核的申报"))).to_be_visible()
 
 
-def complete_school_info(page: Any) -> None:
+def complete_school_info(page: Any, contact: str = "陈老师", phone: str = "13900001111",
+                         address: str = "广州市天河区示范路 1 号") -> None:
     """第一步：完善院校基础信息 (from the dashboard)."""
     page.get_by_role("link", name="完善院校基础信息", exact=True).click()
     expect(page.get_by_role("heading", name="第一步：完善院校基础信息")).to_be_visible()
     field(page, "办学层次").select_option(label="高职专科")
     field(page, "办学性质").select_option(label="公办")
-    field(page, "联系人").fill("陈老师")
-    field(page, "联系电话").fill("13900001111")
-    field(page, "通讯地址").fill("广州市天河区示范路 1 号")
+    field(page, "联系人").fill(contact)
+    field(page, "联系电话").fill(phone)
+    field(page, "通讯地址").fill(address)
     page.get_by_role("button", name="保存院校基础信息").click()
     expect(page.get_by_text("院校基础信息已保存")).to_be_visible()
 

@@ -27,6 +27,7 @@ from tests.browser.test_flows import (
     DETAIL_URL,
     FACILITIES,
     MAJORS,
+    complete_school_info,
     field,
     fill_declaration,
     log_in,
@@ -59,19 +60,6 @@ def fire_timers(server: Any, until: Any) -> None:
     with server.app.app_context():
         sweep()
     server.run_jobs()
-
-
-def complete_school_info_chengdu(page: Any) -> None:
-    """第一步：完善院校基础信息, for a 成都 school."""
-    page.get_by_role("link", name="完善院校基础信息", exact=True).click()
-    expect(page.get_by_role("heading", name="第一步：完善院校基础信息")).to_be_visible()
-    field(page, "办学层次").select_option(label="高职专科")
-    field(page, "办学性质").select_option(label="公办")
-    field(page, "联系人").fill("罗老师")
-    field(page, "联系电话").fill("13900002222")
-    field(page, "通讯地址").fill("成都市高新区天府大道 100 号")
-    page.get_by_role("button", name="保存院校基础信息").click()
-    expect(page.get_by_text("院校基础信息已保存")).to_be_visible()
 
 
 def queue_row(reviewer: Any, school: str) -> Any:
@@ -186,7 +174,7 @@ def _walk_the_season(browsing: Any, server: Any) -> None:
     school = browsing.new_page("sc_school")
     register_sichuan_school(school, server)
     expect(school.locator("#window-message")).to_contain_text(PLAN)
-    complete_school_info_chengdu(school)
+    complete_school_info(school, "罗老师", "13900002222", "成都市高新区天府大道 100 号")
     new_declaration = school.get_by_role("link", name="申请新的证书试点", exact=True)
     new_declaration_url = new_declaration.get_attribute("href")
     new_declaration.click()
