@@ -77,7 +77,7 @@ class StepOutcome:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-class _Scan:
+class TaskScan:
     """One pass over a workflow's tasks: open user tasks, started service calls, status, path."""
 
     def __init__(self, parsed: ParsedProcess, workflow: BpmnWorkflow) -> None:
@@ -258,7 +258,7 @@ class ProcessEngine:
         if instance is None:
             return []
         parsed, workflow = self.load(session, instance)
-        return self._open_tasks(parsed, workflow)
+        return TaskScan(parsed, workflow).open_tasks
 
     def complete_task(self, session: Session, instance_id: int, task_id: str, *, actor_id: int | None,
                       lanes: Iterable[str], data: Mapping[str, Any]) -> StepOutcome:
@@ -397,19 +397,11 @@ class ProcessEngine:
         except (WorkflowException, ExpressionError) as exc:
             raise EngineError(f"流程执行出错：{exc}") from exc
 
-    @staticmethod
-    def _open_tasks(parsed: ParsedProcess, workflow: BpmnWorkflow) -> list[OpenTask]:
-        result = []
-        for task in workflow.get_tasks(state=TaskState.READY, manual=True):
-            info = parsed.task_info.get(task.task_spec.name, {})
-            result.append(OpenTask(str(task.id), task.task_spec.name, info.get("title") or task.task_spec.name,
-                                   task.task_spec.lane or "", info.get("form"), task.data))
-        return result
 
     def _save(self, session: Session, instance: ProcessInstance, parsed: ParsedProcess, workflow: BpmnWorkflow,
               *, actor_id: int | None) -> StepOutcome:
         now = clock.now()
-        scan = _Scan(parsed, workflow)
+        scan = TaskScan(parsed, workflow)
         known = set(instance.path or [])
         fresh = [bpmn_id for bpmn_id in scan.completed_ids if bpmn_id not in known]
         if fresh:

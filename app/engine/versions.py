@@ -11,7 +11,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.spiff.specs.defaults import UserTask
 from SpiffWorkflow.util.task import TaskState
 
-from app.engine.expressions import ExpressionError, evaluate
+from app.engine.runtime import TaskScan
 from app.engine.script_engine import SAFE_ENGINE
 from app.engine.service_task import DeferredServiceTask
 from app.engine.specs import ParsedProcess
@@ -153,15 +153,4 @@ def _describe(data: Mapping[str, Any]) -> str:
 
 
 def _status(parsed: ParsedProcess, workflow: BpmnWorkflow) -> str:
-    live = TaskState.READY | TaskState.STARTED | TaskState.WAITING
-    candidates = [t for t in workflow.get_tasks(state=live) if parsed.task_info.get(t.task_spec.name, {}).get("status")]
-    if not candidates:
-        candidates = [t for t in workflow.get_tasks(state=TaskState.COMPLETED)
-                      if parsed.task_info.get(t.task_spec.name, {}).get("status")]
-    if not candidates:
-        return ""
-    newest = max(candidates, key=lambda t: t.last_state_change)
-    try:
-        return str(evaluate(parsed.task_info[newest.task_spec.name]["status"], newest.data))
-    except ExpressionError:
-        return ""
+    return TaskScan(parsed, workflow).status("")

@@ -15,7 +15,6 @@ from app.models.user import ROLE_ANALYST, ROLE_MINISTRY_ADMIN, User
 from app.services.errors import Forbidden, ServiceError
 
 CODE_RE = re.compile(r"^[a-z][a-z0-9_]{2,40}$")
-USERNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{2,31}$")
 MEMBER_PASSWORD_LENGTH = 12
 
 
@@ -108,7 +107,8 @@ def scope_choices(session: Session) -> list[tuple[Division, list[Division]]]:
 def add_member(session: Session, user: User, *, role: str, username: str, display_name: str, province_code: str,
                city_code: str = "", phone: str = "", password: str = "") -> MemberCredentials:
     """Create a user of an added review role in its province (and city); generate the password if none is typed."""
-    from app.services.accounts import AccountError, check_new_password, create_staff, generate_password
+    from app.services.accounts import PHONE_RE, AccountError, check_new_password, create_staff, generate_password
+    from app.services.staff import check_staff_fields
 
     _require_analyst(user)
     username, display_name, phone = username.strip(), display_name.strip(), phone.strip()
@@ -116,20 +116,13 @@ def add_member(session: Session, user: User, *, role: str, username: str, displa
     errors: dict[str, str] = {}
     if target is None or target.builtin:
         errors["role"] = "角色：请选择已新增的审核角色"
-    province = session.get(Division, province_code) if province_code else None
-    if province is None or province.level != LEVEL_PROVINCE:
-        errors["province_code"] = "所属省份：请选择省份"
+    province = check_staff_fields(session, errors, province_code=province_code, username=username,
+                                  display_name=display_name)
     city = session.get(Division, city_code) if city_code else None
     if target is not None and target.scope == SCOPE_CITY and (
             city is None or city.level != LEVEL_PREFECTURE or city.province_code != province_code):
         errors["city_code"] = "所属城市：市级角色须选择所属省份内的地级市"
-    if not USERNAME_RE.match(username):
-        errors["username"] = "账号：3–32 位，字母开头，可含字母、数字和 _ . -"
-    elif session.scalars(select(User.id).where(User.username == username)).first() is not None:
-        errors["username"] = f"账号：{username} 已被使用"
-    if not 2 <= len(display_name) <= 64:
-        errors["display_name"] = "姓名/单位：2–64 个字"
-    if phone and not re.match(r"^1[3-9]\d{9}$", phone):
+    if phone and not PHONE_RE.match(phone):
         errors["phone"] = "手机号：请输入 11 位中国大陆手机号（1 开头），或不填"
     password_problem = check_new_password(password, password, username).get("password") if password else None
     if password_problem:

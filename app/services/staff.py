@@ -59,14 +59,9 @@ def list_staff(session: Session, user: User, province_code: str = "") -> list[St
     return [StaffRow(u, name or "") for u, name in rows]
 
 
-def create_officer(session: Session, user: User, *, role: str, username: str, display_name: str, phone: str,
-                   province_code: str) -> StaffCredentials:
-    """Create a province_reviewer or province_admin with a generated initial password to change at first login."""
-    _require_ministry(user)
-    username, display_name, phone = username.strip(), display_name.strip(), phone.strip()
-    errors: dict[str, str] = {}
-    if role not in OFFICER_ROLES:
-        errors["role"] = "角色：请选择省级审核员或省级管理员"
+def check_staff_fields(session: Session, errors: dict[str, str], *, province_code: str, username: str,
+                       display_name: str) -> Division | None:
+    """Add field errors for a new staff account's province, username and name; return the province."""
     province = session.get(Division, province_code) if province_code else None
     if province is None or province.level != LEVEL_PROVINCE:
         errors["province_code"] = "所属省份：请选择省份"
@@ -76,6 +71,19 @@ def create_officer(session: Session, user: User, *, role: str, username: str, di
         errors["username"] = f"账号：{username} 已被使用"
     if not 2 <= len(display_name) <= 64:
         errors["display_name"] = "姓名/单位：2–64 个字"
+    return province
+
+
+def create_officer(session: Session, user: User, *, role: str, username: str, display_name: str, phone: str,
+                   province_code: str) -> StaffCredentials:
+    """Create a province_reviewer or province_admin with a generated initial password to change at first login."""
+    _require_ministry(user)
+    username, display_name, phone = username.strip(), display_name.strip(), phone.strip()
+    errors: dict[str, str] = {}
+    if role not in OFFICER_ROLES:
+        errors["role"] = "角色：请选择省级审核员或省级管理员"
+    province = check_staff_fields(session, errors, province_code=province_code, username=username,
+                                  display_name=display_name)
     if not PHONE_RE.match(phone):
         errors["phone"] = "手机号：请输入 11 位中国大陆手机号（1 开头）"
     if errors:

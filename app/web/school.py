@@ -42,12 +42,14 @@ def dashboard() -> str:
     session = db.session()
     user = acting_user()
     school = school_info.own_school(session, user)
+    declarations = decl_service.school_declarations(session, user)
+    inbox = decl_service.inbox(session, user)
+    # A declaration can be edited exactly while the school's task on it is open, i.e. while it is in the inbox.
+    editable = {t.subject_id for t in inbox if t.subject_type == "declaration"}
     return render_template(
         "school/dashboard.html", school=school, window=decl_service.window(session, school.province_code),
         plans=decl_service.plans_of_province(session, school.province_code),
-        declarations=decl_service.school_declarations(session, user), inbox=decl_service.inbox(session, user),
-        task_open={d.id: decl_service.school_task_open(session, d) is not None
-                   for d in decl_service.school_declarations(session, user)},
+        declarations=declarations, inbox=inbox, task_open={d.id: d.id in editable for d in declarations},
         results=school_results(session, school.id),
     )
 
