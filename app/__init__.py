@@ -35,6 +35,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
+    from app import refcache
+    refcache.init_app(app)
+
     from app.services.processes import init_engine
     init_engine(app)
 

@@ -14,8 +14,8 @@ password (a declaration is unique per plan + school + certificate + level, so ev
 (school, certificate, level); the demo plan offers every certificate at every level), then gunicorn and
 `python -m worker` processes, and waits for /healthz.
 
-Clients are threads of this process; each has requests.Session()s (keep-alive where the server keeps the
-connection) logged in as its own schools, and one session logged in as gd_reviewer. All sessions are logged in
+Clients are threads of this process; each has Browser()s (a cookie jar on one http.client connection, kept
+alive where the server keeps it) logged in as its own schools, and one session logged in as gd_reviewer. All sessions are logged in
 before the clock starts (logins are not measured; the bench clears the login rate-limit counters of its own
 Redis database between those logins, since 60 logins from one address in five minutes is the bench, not an
 attack). Each run does a warm-up, waits until the worker is idle, then times N declarations; afterwards it
@@ -32,6 +32,7 @@ Targets (2-core machine): >= 80 complete declarations/s with 8 clients; median s
 from __future__ import annotations
 
 import argparse
+import http.client
 import math
 import os
 import re
@@ -44,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -327,37 +329,110 @@ def setup_schools(engine: Engine, count: int) -> Catalog:
 # --- HTTP clients ------------------------------------------------------------------------------------------------
 
 
+class Answer:
+    """What a server answered: status, headers (lower-case names) and the decoded body."""
+
+    def __init__(self, status_code: int, headers: dict[str, str], body: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self._body = body
+
+    @property
+    def text(self) -> str:
+        return self._body.decode("utf-8", "replace")
+
+
+class Browser:
+    """One user's cookie jar on one HTTP/1.1 connection, kept alive when the server allows it.
+
+    A bench client on the same 2 CPUs as the stack must spend as little CPU as it can: this costs about a
+    quarter of requests.Session per request. Redirects are never followed (the bench checks Location).
+    """
+
+    def __init__(self, base: str, timeout: float = 60.0) -> None:
+        parsed = urllib.parse.urlsplit(base)
+        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
+        self.base = base
+        self.timeout = timeout
+        self.cookies: dict[str, str] = {}
+        self.conn: http.client.HTTPConnection | None = None
+
+    def get(self, url: str, timeout: float | None = None) -> Answer:
+        return self._request("GET", url, None)
+
+    def post(self, url: str, data: dict[str, Any], allow_redirects: bool = False,
+             timeout: float | None = None) -> Answer:
+        return self._request("POST", url, urllib.parse.urlencode(data, doseq=True).encode())
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def __enter__(self) -> Browser:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, url: str, body: bytes | None) -> Answer:
+        path = url[len(self.base):] if url.startswith(self.base) else url
+        headers = {"Accept-Encoding": "identity"}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        for attempt in (1, 2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self.conn.request(method, path, body=body, headers=headers)
+                response = self.conn.getresponse()
+                payload = response.read()
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()  # a kept-alive connection the server had closed: reconnect once
+                if attempt == 2:
+                    raise
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, _, rest = header.partition("=")
+            self.cookies[name.strip()] = rest.split(";", 1)[0]
+        if response.will_close:
+            self.close()
+        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, payload)
+
+
 class Failure(Exception):
     """A request did not answer as a browser user would expect."""
 
 
-def _check(response: requests.Response, status: int, what: str) -> requests.Response:
+def _check(response: Answer, status: int, what: str) -> Answer:
     if response.status_code != status:
         body = " ".join(re.sub(r"<[^>]+>", " ", response.text).split())[:300]
         raise Failure(f"{what}: HTTP {response.status_code} (expected {status}) {body}")
     return response
 
 
-def _csrf(response: requests.Response, what: str) -> str:
+def _csrf(response: Answer, what: str) -> str:
     found = CSRF.search(response.text)
     if not found:
         raise Failure(f"{what}: no csrf_token on the page")
     return found.group(1)
 
 
-def login(stack: Stack, username: str, password: str) -> requests.Session:
+def login(stack: Stack, username: str, password: str) -> Browser:
     """A logged-in session (not timed). Clears the bench Redis db's login rate-limit counters first."""
     assert stack.redis is not None
     keys = list(stack.redis.scan_iter("xpilot:rl:login-*"))
     if keys:
         stack.redis.delete(*keys)
-    http = requests.Session()
+    http = Browser(stack.base)
     page = _check(http.get(stack.base + "/login", timeout=30), 200, "GET /login")
     answer = http.post(stack.base + "/login", data={"csrf_token": _csrf(page, "GET /login"), "username": username,
                                                     "password": password}, allow_redirects=False, timeout=30)
     _check(answer, 302, f"login {username}")
-    if "/after-login" not in answer.headers.get("Location", ""):
-        raise Failure(f"login {username}: redirected to {answer.headers.get('Location')}")
+    if "/after-login" not in answer.headers.get("location", ""):
+        raise Failure(f"login {username}: redirected to {answer.headers.get('location')}")
     return http
 
 
@@ -365,14 +440,14 @@ def login(stack: Stack, username: str, password: str) -> requests.Session:
 class Job:
     """One declaration to make: which school session, certificate and level."""
 
-    school: requests.Session
+    school: Browser
     certificate_id: int
     level: str
 
 
 @dataclass
 class Client:
-    reviewer: requests.Session
+    reviewer: Browser
     jobs: list[Job]
     majors: list[str]
     base: str
@@ -395,9 +470,9 @@ class Client:
             "majors": self.majors, "trainee_count": "60", "teachers": TEACHERS, "facilities": FACILITIES,
             "action": "submit"}, allow_redirects=False, timeout=60), 302, "submit POST")
         marks.append(t())
-        found = DECLARATION_URL.search(answer.headers.get("Location", ""))
+        found = DECLARATION_URL.search(answer.headers.get("location", ""))
         if not found:
-            raise Failure(f"submit POST: redirected to {answer.headers.get('Location')}")
+            raise Failure(f"submit POST: redirected to {answer.headers.get('location')}")
         url = f"{self.base}/review/declarations/{found.group(1)}"
         self.step = KINDS[2]
         page = _check(self.reviewer.get(url, timeout=60), 200, "review GET")
@@ -408,8 +483,8 @@ class Client:
                                                       "comment": "材料齐全，同意试点。"},
                                            allow_redirects=False, timeout=60), 302, "approve POST")
         marks.append(t())
-        if "/review" not in answer.headers.get("Location", ""):
-            raise Failure(f"approve POST: redirected to {answer.headers.get('Location')}")
+        if "/review" not in answer.headers.get("location", ""):
+            raise Failure(f"approve POST: redirected to {answer.headers.get('location')}")
         if record:
             for kind, start, end in zip(KINDS, marks, marks[1:], strict=False):
                 self.times[kind].append((end - start) * 1000.0)
@@ -424,7 +499,7 @@ class Client:
                 self.declare(job, record)
             except Failure as exc:
                 self.errors.append(str(exc))
-            except requests.RequestException as exc:
+            except (OSError, http.client.HTTPException) as exc:
                 self.errors.append(f"{self.step}: {type(exc).__name__}: {exc}")
 
 
@@ -492,7 +567,7 @@ class CpuMeter:
 def floor_latency(stack: Stack, count: int = 300) -> list[float]:
     """Latencies of GET /healthz (no database, no login, no template) on one keep-alive session."""
     times = []
-    with requests.Session() as http:
+    with Browser(stack.base) as http:
         for _ in range(count + 20):
             start = time.perf_counter()
             _check(http.get(stack.base + "/healthz", timeout=30), 200, "GET /healthz")
@@ -684,7 +759,7 @@ def report(results: list[Result], config: str, stack: Stack, setup_s: float, cat
           f"= {catalog.per_school} declarations per school")
     print()
     print("One complete declaration = form GET + submit POST (302) + review GET + approve POST (302), keep-alive")
-    print("requests.Session per user. decl/s = declarations / wall time of the HTTP run; e2e = declarations /")
+    print("connection per user (bench.cycle.Browser). decl/s = declarations / wall time of the HTTP run; e2e = declarations /")
     print("(wall + time until the worker had sent every approval SMS). Latencies in ms, per request, measured")
     print("by the client (8 clients = 8 threads of one Python process, so GIL waits are included).")
     print()

@@ -11,10 +11,12 @@ from rq.job import Job, JobStatus
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.models.process import ProcessInstance, ServiceCall
 from app.models.sms import SMS_SENT, SmsMessage
 from app.queue import jobs
 from app.services import sms
 from app.services.jobs import enqueue_delivery
+from tests.factories import with_demo
 from tests.workers import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.slow
@@ -88,3 +90,41 @@ def test_worker_killed_in_the_middle_of_an_sms_job_delivers_that_message_exactly
     again = message_row(app, message_id)
     assert (again.status, again.attempts, again.sent_at) == (SMS_SENT, 1, message.sent_at)
     assert "re-queued {'calls': 0, 'messages': 1" in restarted.log_tail(200)
+
+
+def test_worker_killed_while_a_service_call_delivers_its_message_runs_the_call_once_after_restart(
+        app: Flask, client, start_worker: Callable[..., WorkerProcess]) -> None:
+    """With the outbox backend a service call delivers its message in its own transaction: a crash rolls both back."""
+    with_demo(app)
+    slow = start_worker(outbox_delay=60)
+    phone = "13712340000"
+    page = client.post("/register", data={"province": "440000", "city": "440100", "school": "岭南交通职业技术学院",
+                                          "phone": phone})
+    assert page.status_code == 200
+    with app.app_context():
+        call_id = db.session.scalars(select(ServiceCall.id)).one()
+    job_id = f"svc-{call_id}"
+
+    def calling() -> bool:
+        return Job.fetch(job_id, connection=jobs.redis).get_status(refresh=True) == JobStatus.STARTED
+
+    wait_until(calling, 60, "the slow service call to start", slow)
+    time.sleep(1.0)
+    slow.kill_hard()
+    with app.app_context():
+        call = db.session.get(ServiceCall, call_id)
+        assert (call.status, call.attempts) == ("pending", 0)
+        message = db.session.scalars(select(SmsMessage).where(SmsMessage.phone == phone)).one()
+        assert (message.status, message.attempts) == ("queued", 0)
+
+    restarted = start_worker()
+    wait_until(lambda: message_row(app, message.id).status == SMS_SENT, 60, "the restarted worker to run the call",
+               restarted)
+    time.sleep(1.0)  # a duplicate job, if any, would run now and must change nothing
+    with app.app_context():
+        call = db.session.get(ServiceCall, call_id)
+        assert (call.status, call.attempts) == ("done", 1)
+        sent = db.session.scalars(select(SmsMessage).where(SmsMessage.phone == phone)).all()
+        assert [(m.status, m.attempts) for m in sent] == [(SMS_SENT, 1)]
+        instance = db.session.get(ProcessInstance, call.instance_id)
+        assert instance.completed

@@ -14,6 +14,7 @@ from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.spiff.specs.defaults import UserTask
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Table, or_, select, update
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -35,12 +36,24 @@ class TaskNotAvailable(EngineError):
     """The task is no longer waiting for this user (done by someone else, or not theirs)."""
 
 
+_HELD = "xpilot_locked_instances"  # session.info: instances locked in the current transaction
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_locks(session: Session, _transaction: Any) -> None:
+    # Any end of a transaction or savepoint: a savepoint rolled back releases the row locks taken inside it.
+    session.info.pop(_HELD, None)
+
+
 @dataclass
 class Hooks:
     """What the engine asks of the rest of the app after a commit."""
 
     enqueue_service_call: Callable[[int], None] = lambda call_id: None
     schedule_wake: Callable[[int, datetime], None] = lambda instance_id, at: None
+    # remember(session, key, compute): a value derived from stored versions, kept by the app between requests
+    # for as long as the versions in force do not change (default: compute every time)
+    remember: Callable[[Session, Any, Callable[[], Any]], Any] = lambda session, key, compute: compute()
 
 
 @dataclass(frozen=True)
@@ -165,9 +178,11 @@ class ProcessEngine:
         scope: Any = ProcessVersion.province_code.is_(None)
         if province_code:
             scope = or_(scope, ProcessVersion.province_code == province_code)
-        version_id = session.scalar(select(ProcessVersion.id).where(
-            ProcessVersion.process_key == process_key, ProcessVersion.active.is_(True), scope)
-            .order_by(ProcessVersion.province_code.is_(None), ProcessVersion.id.desc()).limit(1))
+        stmt = (select(ProcessVersion.id).where(ProcessVersion.process_key == process_key,
+                                                ProcessVersion.active.is_(True), scope)
+                .order_by(ProcessVersion.province_code.is_(None), ProcessVersion.id.desc()).limit(1))
+        version_id = self.hooks.remember(session, ("version in force", process_key, province_code),
+                                         lambda: session.scalar(stmt))
         if version_id is None:
             raise EngineError(f"流程 {process_key} 尚未发布")
         ref = self._refs.get(version_id)
@@ -220,11 +235,20 @@ class ProcessEngine:
         return self._save(session, instance, parsed, workflow, actor_id=None)
 
     def lock(self, session: Session, instance_id: int) -> ProcessInstance:
-        """Load the instance row under a write lock for a load-act-save."""
+        """Load the instance row under a write lock for a load-act-save.
+
+        The lock lasts until the transaction ends, so a second lock of the same instance in the same
+        transaction returns the row already held instead of asking the database again.
+        """
+        held: dict[int, ProcessInstance] = session.info.setdefault(_HELD, {})
+        instance = held.get(instance_id)
+        if instance is not None:
+            return instance
         stmt = select(ProcessInstance).where(ProcessInstance.id == instance_id).with_for_update()
         instance = session.scalars(stmt.execution_options(populate_existing=True)).first()
         if instance is None:
             raise EngineError("流程实例不存在")
+        held[instance_id] = instance
         return instance
 
     def _parsed_by_id(self, session: Session, version_id: int) -> ParsedProcess:

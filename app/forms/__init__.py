@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import jsonschema
@@ -34,6 +35,11 @@ class FormSpec:
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
+
+    @cached_property
+    def validator(self) -> jsonschema.Draft202012Validator:
+        """The schema's validator, built once per form (forms are kept between requests)."""
+        return jsonschema.Draft202012Validator(self.schema)
 
 
 def build_form(schema: Mapping[str, Any], options: Mapping[str, list[tuple[str, str]]] | None = None) -> FormSpec:
@@ -104,9 +110,8 @@ def parse_submission(form: FormSpec, posted: Any) -> tuple[dict[str, Any], dict[
 
 def validate(form: FormSpec, values: Mapping[str, Any]) -> dict[str, str]:
     """Check values against the schema; return one Chinese message per field."""
-    validator = jsonschema.Draft202012Validator(form.schema)
     errors: dict[str, str] = {}
-    for error in sorted(validator.iter_errors(dict(values)), key=lambda e: len(e.path)):
+    for error in sorted(form.validator.iter_errors(dict(values)), key=lambda e: len(e.path)):
         name = _field_of(error)
         f = form.field(name) if name else None
         title = f.title if f else (name or "表单")

@@ -9,7 +9,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import clock
+from app import clock, refcache
 from app.engine.runtime import EngineError, TaskNotAvailable
 from app.forms import FormSpec, build_form, validate
 from app.models.declaration import STATUS_DRAFT, Declaration, DeclarationEvent
@@ -29,6 +29,26 @@ from app.services.errors import Forbidden, NotFound, ServiceError
 ACTION_SAVE = "save"
 ACTION_SUBMIT = "submit"
 DECLARATION_FORM = "declaration-form.json"
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """What declarations need of a certificate (kept between requests)."""
+
+    id: int
+    name: str
+    levels: tuple[str, ...]
+
+    def level_list(self) -> list[str]:
+        return list(self.levels)
+
+
+def certificate_info(session: Session, certificate_id: int) -> CertificateInfo | None:
+    """Return a certificate's name and levels, or None if there is no such certificate."""
+    def load() -> CertificateInfo | None:
+        cert = session.get(Certificate, certificate_id)
+        return CertificateInfo(cert.id, cert.name, tuple(cert.level_list())) if cert is not None else None
+    return refcache.cached(session, ("certificate", certificate_id), load)
 
 
 @dataclass
@@ -79,21 +99,25 @@ def window(session: Session, province_code: str) -> Window:
 
 
 def declaration_form(session: Session, plan: DeclarationPlan, school: School, version: Any = None) -> FormSpec:
-    """Build the declaration form with the plan's certificates and the majors of the school's level."""
-    forms = version.forms if version is not None else _national_forms(session)
-    certs = session.scalars(select(Certificate).join(PlanCertificate, PlanCertificate.certificate_id == Certificate.id)
-                            .where(PlanCertificate.plan_id == plan.id).order_by(Certificate.name)).all()
-    majors = session.scalars(select(Major).where(Major.level == (school.education_level or "高职专科"))
-                             .order_by(Major.code)).all()
-    return build_form(forms[DECLARATION_FORM], {
-        "plan_certificates": [(str(c.id), c.name) for c in certs],
-        "school_majors": [(m.code, f"{m.code} {m.name}") for m in majors],
-    })
+    """The declaration form with the plan's certificates and the majors of the school's level (kept between
+    requests: the same for every school of a level under one plan and process version)."""
+    if version is None:
+        from app.services.processes import engine
+        version = engine().current_version(session, "declaration", None)
+    level = school.education_level or "高职专科"
+    plan_id = plan.id
 
-
-def _national_forms(session: Session) -> dict[str, Any]:
-    from app.services.processes import engine
-    return engine().current_version(session, "declaration", None).forms
+    def build() -> FormSpec:
+        certs = session.execute(select(Certificate.id, Certificate.name)
+                                .join(PlanCertificate, PlanCertificate.certificate_id == Certificate.id)
+                                .where(PlanCertificate.plan_id == plan_id).order_by(Certificate.name)).all()
+        majors = session.execute(select(Major.code, Major.name).where(Major.level == level)
+                                 .order_by(Major.code)).all()
+        return build_form(version.forms[DECLARATION_FORM], {
+            "plan_certificates": [(str(c.id), c.name) for c in certs],
+            "school_majors": [(m.code, f"{m.code} {m.name}") for m in majors],
+        })
+    return refcache.cached(session, ("declaration form", version.id, plan_id, level), build)
 
 
 def _form_for(session: Session, plan: DeclarationPlan, school: School) -> FormSpec:
@@ -105,7 +129,7 @@ def _form_for(session: Session, plan: DeclarationPlan, school: School) -> FormSp
 def _check(session: Session, form: FormSpec, values: Mapping[str, Any], plan: DeclarationPlan, school: School,
            exclude_id: int | None) -> dict[str, str]:
     errors = validate(form, values)
-    cert = session.get(Certificate, values.get("certificate_id")) if isinstance(values.get("certificate_id"), int) else None
+    cert = certificate_info(session, values["certificate_id"]) if isinstance(values.get("certificate_id"), int) else None
     if cert is not None and values.get("level") and values["level"] not in cert.level_list():
         errors.setdefault("level", f"证书等级：{cert.name}不设{values['level']}")
     if cert is not None and values.get("level") and "certificate_id" not in errors:
@@ -134,12 +158,14 @@ def _require_open(session: Session, school: School, plan: DeclarationPlan) -> No
 
 
 def create_declaration(session: Session, user: User, values: Mapping[str, Any], action: str,
-                       form: FormSpec | None = None) -> Declaration:
-    """Save a new declaration as a draft, or submit it at once (form: the one just built for this school)."""
+                       context: tuple[School, Window, FormSpec | None] | None = None) -> Declaration:
+    """Save a new declaration as a draft, or submit it at once.
+
+    context: what new_declaration_context returned for this user in the same request, if the caller has it.
+    """
     from app.services.processes import engine
 
-    school = _school_of(session, user)
-    win = window(session, school.province_code)
+    school, win, form = context or new_declaration_context(session, user)
     if not win.open or win.plan is None:
         raise ServiceError(win.message)
     plan = win.plan
@@ -149,7 +175,7 @@ def create_declaration(session: Session, user: User, values: Mapping[str, Any], 
     if errors:
         raise ServiceError("申报信息有误，请按提示修改", errors)
     now = clock.now()
-    cert = session.get(Certificate, values["certificate_id"])
+    cert = certificate_info(session, values["certificate_id"])
     assert cert is not None
     decl = Declaration(plan_id=plan.id, school_id=school.id, province_code=school.province_code,
                        city_code=school.city_code, certificate_id=cert.id, level=values["level"],
@@ -185,7 +211,7 @@ def _submission(data: Mapping[str, Any], decl: Declaration) -> dict[str, Any]:
     return step
 
 
-def _process_data(school: School, cert: Certificate, decl: Declaration, user: User) -> dict[str, Any]:
+def _process_data(school: School, cert: CertificateInfo, decl: Declaration, user: User) -> dict[str, Any]:
     return {"school_name": school.name, "school_phone": user.phone or school.contact_phone or "",
             "certificate_name": cert.name, "level": decl.level, "decision": "", "comment": "",
             "declaration_id": decl.id, "plan_id": decl.plan_id}
@@ -237,7 +263,7 @@ def update_declaration(session: Session, user: User, declaration_id: int, values
     errors = _check(session, form, values, decl.plan, school, decl.id)
     if errors:
         raise ServiceError("申报信息有误，请按提示修改", errors)
-    cert = session.get(Certificate, values["certificate_id"])
+    cert = certificate_info(session, values["certificate_id"])
     assert cert is not None
     decl.certificate_id = cert.id
     decl.level = values["level"]
@@ -254,7 +280,7 @@ def update_declaration(session: Session, user: User, declaration_id: int, values
     return decl
 
 
-def _submit(session: Session, decl: Declaration, user: User, school: School, cert: Certificate) -> None:
+def _submit(session: Session, decl: Declaration, user: User, school: School, cert: CertificateInfo) -> None:
     from app.services.processes import engine
 
     task = school_task_open(session, decl)
@@ -327,7 +353,9 @@ def major_names(session: Session, codes: list[str]) -> dict[str, str]:
     """Return names of majors by code."""
     if not codes:
         return {}
-    return {m.code: m.name for m in session.scalars(select(Major).where(Major.code.in_(codes)))}
+    names: dict[str, str] = refcache.cached(session, ("major names",), lambda: dict(
+        session.execute(select(Major.code, Major.name)).all()))
+    return {code: names[code] for code in codes if code in names}
 
 
 def settings_limits() -> dict[str, tuple[int, int]]:

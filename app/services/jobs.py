@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from rq import Retry
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app import clock
 from app.extensions import db
@@ -15,6 +16,9 @@ from app.handlers import HANDLERS
 from app.models.process import ProcessInstance, ServiceCall
 from app.models.sms import SMS_QUEUED, SMS_RETRYING, SMS_SENT, SmsMessage
 from app.queue import jobs
+
+if TYPE_CHECKING:
+    from app.services.sms import RetryPolicy, SmsBackend, Step
 
 log = logging.getLogger(__name__)
 RETRY = Retry(max=3, interval=[5, 30, 120])
@@ -91,14 +95,40 @@ def run_service_call(call_id: int) -> str:
         call.updated_at = clock.now()
         message_id = result.get("message_id") if isinstance(result, dict) else None
         if completed and message_id:
-            from app.extensions import after_commit
-            after_commit(session, lambda: enqueue_delivery(int(message_id)))
+            _deliver_with_call(session, int(message_id))
         session.commit()
         return call.status
     except Exception as exc:
         session.rollback()
         _record_failure(call_id, exc)
         raise
+
+
+def _deliver_with_call(session: Session, message_id: int) -> None:
+    """Deliver a service call's message in the call's own transaction when the backend only stores it (one
+    job per message, exactly once: a crash rolls both back); a real provider gets a delivery job of its own
+    after the commit (it must not be called inside a transaction, see app.services.sms)."""
+    from app.extensions import after_commit
+    from app.services import sms
+
+    settings = current_app.config["XPILOT"]
+    backend = sms.get_backend(settings.sms_backend, settings)
+    if backend.two_phase:
+        after_commit(session, lambda: enqueue_delivery(message_id))
+        return
+    step = _deliver_single_phase(session, message_id, backend, sms.RetryPolicy.from_settings(settings))
+    if step.wait is not None:
+        wait = step.wait
+        after_commit(session, lambda: enqueue_delivery(message_id, delay=wait, tag=f"a{step.attempts + 1}"))
+
+
+def _deliver_single_phase(session: Session, message_id: int, backend: SmsBackend, policy: RetryPolicy) -> Step:
+    from app.services import sms
+
+    held = sms.claim(session, message_id, backend, policy)
+    if held.message is None:
+        return held.step
+    return sms.record(session, held, sms.call_provider(held, backend), policy, relock=False)
 
 
 def _record_failure(call_id: int, exc: Exception) -> None:
@@ -122,18 +152,23 @@ def deliver_message(message_id: int) -> str:
     backend = sms.get_backend(settings.sms_backend, settings)
     policy = sms.RetryPolicy.from_settings(settings)
     session = db.session()
+    if not backend.two_phase:
+        step = _deliver_single_phase(session, message_id, backend, policy)
+        session.commit()
+        if step.wait is not None:
+            enqueue_delivery(message_id, delay=step.wait, tag=f"a{step.attempts + 1}")
+        return step.status
     held = sms.claim(session, message_id, backend, policy)
     if held.message is None:
         session.commit()
         if held.step.wait is not None:  # not due yet (a duplicate or a sweep): run it when it is
             enqueue_delivery(message_id, delay=held.step.wait, tag=f"a{held.step.attempts + 1}")
         return held.step.status
-    if backend.two_phase:
-        # Two commits, on purpose: 'sending' is durable before the provider hears of the message, so a
-        # duplicate job or a restarted worker never sends it again. The check job looks after a crash.
-        session.commit()
-        assert held.deadline is not None
-        enqueue_delivery(message_id, delay=policy.sending_timeout + 1, tag=f"c{int(held.deadline.timestamp())}")
+    # Two commits, on purpose: 'sending' is durable before the provider hears of the message, so a
+    # duplicate job or a restarted worker never sends it again. The check job looks after a crash.
+    session.commit()
+    assert held.deadline is not None
+    enqueue_delivery(message_id, delay=policy.sending_timeout + 1, tag=f"c{int(held.deadline.timestamp())}")
     step = sms.record(session, held, sms.call_provider(held, backend), policy)
     session.commit()
     if step.wait is not None:

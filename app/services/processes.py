@@ -20,9 +20,11 @@ LANES = (ROLE_SCHOOL, ROLE_PROVINCE_REVIEWER, ROLE_PROVINCE_ADMIN)
 
 def init_engine(app: Flask) -> None:
     """Create the app's engine with the lanes it knows and the handlers it has."""
+    from app import refcache
     from app.services import jobs
 
-    hooks = Hooks(enqueue_service_call=jobs.enqueue_service_call, schedule_wake=jobs.schedule_wake)
+    hooks = Hooks(enqueue_service_call=jobs.enqueue_service_call, schedule_wake=jobs.schedule_wake,
+                  remember=refcache.cached)
     operations = {name: h.required for name, h in HANDLERS.items()}
     app.extensions["xpilot_engine"] = ProcessEngine(LANES, operations, hooks)
 

@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Select, Update, and_, func, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, joinedload
 
-from app import clock
+from app import clock, refcache
 from app.engine.runtime import EngineError, TaskNotAvailable
 from app.forms import FormSpec, build_form, validate
 from app.models import declaration as declaration_model
@@ -244,9 +244,16 @@ def _open_review_task(session: Session, instance_id: int | None, fresh: bool = F
     return session.scalars(stmt).first()
 
 
-def _declaration_of_province(session: Session, user: User, declaration_id: int) -> Declaration:
+def _declaration_of_province(session: Session, user: User, declaration_id: int, whole: bool = False) -> Declaration:
+    """Return a declaration of the reviewer's province (whole: with its school, plan and certificate, one query)."""
     province = _require_reviewer(user)
-    decl = session.get(Declaration, declaration_id)
+    if whole:
+        school = joinedload(Declaration.school)
+        decl = session.scalars(select(Declaration).where(Declaration.id == declaration_id).options(
+            school.joinedload(School.province), school.joinedload(School.city),
+            joinedload(Declaration.plan), joinedload(Declaration.certificate))).first()
+    else:
+        decl = session.get(Declaration, declaration_id)
     if decl is None or decl.province_code != province:
         raise NotFound("申报不存在")
     return decl
@@ -259,22 +266,30 @@ def _holder_name(session: Session, task: HumanTask | None) -> str | None:
     return (holder.display_name or holder.username) if holder is not None else "其他审核员"
 
 
-def review_context(session: Session, user: User, declaration_id: int) -> tuple[Declaration, HumanTask | None, FormSpec]:
-    """Return a declaration of the reviewer's province, its open review task and the review form."""
+def review_context(session: Session, user: User, declaration_id: int, whole: bool = False,
+                   for_update: bool = False) -> tuple[Declaration, HumanTask | None, FormSpec]:
+    """Return a declaration of the reviewer's province, its open review task and the review form.
+
+    for_update: take the process instance's lock first (until the transaction ends), so that the task read is
+    the one a decision in this transaction will complete.
+    """
     from app.services.processes import engine
 
-    decl = _declaration_of_province(session, user, declaration_id)
-    task = _open_review_task(session, decl.instance_id)
-    forms = engine().current_version(session, "declaration", decl.province_code).forms
+    decl = _declaration_of_province(session, user, declaration_id, whole)
+    if for_update and decl.instance_id is not None:
+        engine().lock(session, decl.instance_id)  # serialises with another decision on the same declaration
+    task = _open_review_task(session, decl.instance_id, fresh=for_update)
+    version = engine().current_version(session, "declaration", decl.province_code)
     form_name = task.form if task is not None and task.form else "review-form.json"
-    return decl, task, build_form(forms.get(form_name) or forms["review-form.json"])
+    form = refcache.cached(session, ("review form", version.id, form_name), lambda: build_form(
+        version.forms.get(form_name) or version.forms["review-form.json"]))
+    return decl, task, form
 
 
 def review_page(session: Session, user: User, declaration_id: int) -> ReviewPage:
     """Return the whole declaration, its school, its history, who holds it, and the review form."""
-    decl, task, form = review_context(session, user, declaration_id)
-    school = session.get(School, decl.school_id)
-    assert school is not None
+    decl, task, form = review_context(session, user, declaration_id, whole=True)
+    school = decl.school
     return ReviewPage(decl, school, task, _holder_name(session, task), form, history(session, decl.id),
                       major_names(session, list(decl.majors)))
 
@@ -294,10 +309,9 @@ def _take(session: Session, user: User, decl: Declaration, task: HumanTask) -> N
     stmt = update(HumanTask).where(HumanTask.id == task.id, HumanTask.completed_at.is_(None),
                                    HumanTask.claimed_by_id == user.id if mine else HumanTask.claimed_by_id.is_(None))
     stmt = stmt.values(claimed_by_id=user.id, claimed_at=task.claimed_at if mine else clock.now())
-    changed = _changed(session, stmt)
-    session.refresh(task)
-    if changed == 1:
+    if _changed(session, stmt) == 1:
         return
+    session.refresh(task)
     if task.completed_at is not None:  # decided meanwhile
         session.refresh(decl)
         raise _not_waiting(decl)
@@ -337,20 +351,16 @@ def decide(session: Session, user: User, declaration_id: int, values: Mapping[st
            context: tuple[Declaration, HumanTask | None, FormSpec] | None = None) -> Declaration:
     """Record a reviewer's decision; an unclaimed declaration is claimed first, one held by another is refused.
 
-    context: what review_context returned for this declaration in the same request, if the caller has it.
+    context: what review_context(..., for_update=True) returned for this declaration in the same request.
     """
     from app.services.processes import engine
 
-    decl, _, form = context or review_context(session, user, declaration_id)
+    decl, task, form = context or review_context(session, user, declaration_id, for_update=True)
     errors = validate(form, values)
     if errors:
         raise ServiceError("审核信息有误", errors)
-    if decl.instance_id is None:
-        raise _not_waiting(decl)
-    engine().lock(session, decl.instance_id)  # serialises with another decision on the same declaration
-    session.refresh(decl)
-    task = _open_review_task(session, decl.instance_id, fresh=True)
-    if task is None:
+    if decl.instance_id is None or task is None:
+        session.refresh(decl)
         raise _not_waiting(decl)
     _take(session, user, decl, task)  # implicitly claims an unclaimed one; refuses one held by another
     try:

@@ -275,10 +275,14 @@ def call_provider(held: Claim, backend: SmsBackend) -> DeliveryResult:
     return backend.send(message)
 
 
-def record(session: Session, held: Claim, result: DeliveryResult, policy: RetryPolicy) -> Step:
-    """Record the provider's answer if the message still carries this claim."""
+def record(session: Session, held: Claim, result: DeliveryResult, policy: RetryPolicy, relock: bool = True) -> Step:
+    """Record the provider's answer if the message still carries this claim.
+
+    relock=False: the claim was made in this same transaction (a single-phase backend), whose row lock still
+    holds, so the row cannot have changed since.
+    """
     assert held.message is not None
-    message = _locked(session, held.message.id)
+    message = _locked(session, held.message.id) if relock else held.message
     if message is None or message.status != SMS_SENDING or message.next_attempt_at != held.deadline:
         log.warning("sms %s: claim lost before recording the answer (%s)", held.message.id,
                     "sent" if result.ok else result.code)

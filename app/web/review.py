@@ -106,7 +106,7 @@ def review(declaration_id: int) -> str | Response | tuple[str, int]:
     if request.method == "GET":
         page = review_service.review_page(session, user, declaration_id)
         return render_template("review/review.html", page=page, values={}, errors={})
-    context = review_service.review_context(session, user, declaration_id)
+    context = review_service.review_context(session, user, declaration_id, for_update=True)
     values, errors, typed = parse_submission(context[2], request.form)
     if not errors:
         try:

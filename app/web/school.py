@@ -85,7 +85,8 @@ def new_declaration() -> str | Response | tuple[str, int]:
     """申请新的证书试点."""
     session = db.session()
     user = acting_user()
-    school, window, form = decl_service.new_declaration_context(session, user)
+    context = decl_service.new_declaration_context(session, user)
+    school, window, form = context
     if school.info_completed_at is None:
         flash("请先完成第一步“完善院校基础信息”，再申报证书试点", "warning")
         return redirect(url_for("school.info"))
@@ -96,7 +97,7 @@ def new_declaration() -> str | Response | tuple[str, int]:
                                declaration=None)
     return _save_posted(form, window, None,
                         lambda values, action: decl_service.create_declaration(session, user, values, action,
-                                                                               form=form))
+                                                                               context=context))
 
 
 @bp.get("/declarations/<int:declaration_id>")

@@ -1,0 +1,107 @@
+"""Reference data kept between requests follows changes made in other processes, and never hides one's own."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from app import create_app, refcache
+from app.extensions import db
+from app.models.masterdata import Certificate
+from app.models.plan import DeclarationPlan, PlanCertificate
+from app.services.declarations import certificate_info
+from tests.factories import complete_info, login, with_demo
+
+
+def _plan_certificate_options(client) -> str:
+    page = client.get("/school/declarations/new")
+    assert page.status_code == 200
+    return page.get_data(as_text=True)
+
+
+def _second_process(app: Flask, tmp_path: Path) -> Flask:
+    """Another app on the same database and Redis, as a second gunicorn worker would be."""
+    settings = app.config["XPILOT"]
+    other = create_app({"env": "test", "testing": True, "database_url": settings.database_url,
+                        "redis_url": settings.redis_url or "", "instance_path": tmp_path / "other",
+                        "secret_key": "test-secret"})
+    other.config["WTF_CSRF_ENABLED"] = os.environ.get("XPILOT_TEST_CSRF", "0") == "1"
+    return other
+
+
+def test_a_plan_edit_in_another_process_reaches_the_declaration_form_within_the_check_interval(
+        app, client, tmp_path, monkeypatch):
+    with_demo(app)
+    login(client, "zjxx_weekly")
+    complete_info(client)
+    with app.app_context():
+        plan_id = db.session.scalars(select(DeclarationPlan.id).where(DeclarationPlan.province_code == "440000")).first()
+    extra_name = "区块链应用开发（测试新增）"
+    assert extra_name not in _plan_certificate_options(client)  # now kept by this app
+
+    other = _second_process(app, tmp_path)
+    with other.app_context():
+        extra = Certificate(name=extra_name, organization="测试评价组织", levels="初级,中级")
+        db.session.add(extra)
+        db.session.flush()
+        db.session.add(PlanCertificate(plan_id=plan_id, certificate_id=extra.id))
+        db.session.commit()  # bumps the shared generation number in Redis
+        extra_id = extra.id
+    # Within the check interval this app still answers from its copy; after it, from the database.
+    assert extra_name not in _plan_certificate_options(client)
+    monkeypatch.setattr(refcache, "CHECK_SECONDS", 0.0)
+    html = _plan_certificate_options(client)
+    assert f'value="{extra_id}"' in html and extra_name in html
+
+
+def test_uncommitted_changes_are_seen_by_their_own_transaction_and_not_kept(app):
+    with_demo(app)
+    with app.app_context():
+        session = db.session()
+        cert = session.scalars(select(Certificate)).first()
+        original = cert.name
+        assert certificate_info(session, cert.id).name == original  # kept
+        cert.name = "临时名称"
+        session.flush()
+        assert certificate_info(session, cert.id).name == "临时名称"  # own change, not the kept copy
+        session.rollback()
+        assert certificate_info(session, cert.id).name == original
+        cert = session.get(Certificate, cert.id)
+        cert.name = "新名称"
+        session.commit()
+        assert certificate_info(session, cert.id).name == "新名称"  # this process dropped its copy at commit
+
+
+def test_without_redis_nothing_is_kept(app, monkeypatch):
+    with_demo(app)
+    with app.app_context():
+        session = db.session()
+        cache = refcache.cache()
+
+        def unreachable() -> int:
+            raise ConnectionError("redis down")
+        monkeypatch.setattr(cache, "_read", unreachable)
+        monkeypatch.setattr(refcache, "CHECK_SECONDS", 0.0)
+        calls = []
+        for _ in range(3):
+            cache.get("key", lambda: calls.append(1) or len(calls))
+        assert calls == [1, 1, 1]
+        cert = session.scalars(select(Certificate)).first()
+        assert certificate_info(session, cert.id).name == cert.name
+
+
+@pytest.mark.parametrize("bump_fails", [False, True])
+def test_a_bump_that_cannot_reach_redis_still_drops_the_local_copy(app, monkeypatch, bump_fails):
+    with app.app_context():
+        cache = refcache.cache()
+        if bump_fails:
+            def unreachable() -> None:
+                raise ConnectionError("redis down")
+            monkeypatch.setattr(cache, "_bump", unreachable)
+        assert cache.get("k", lambda: "old") == "old"
+        assert cache.get("k", lambda: "new") == "old"
+        cache.changed()
+        assert cache.get("k", lambda: "new") == "new"
