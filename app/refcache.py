@@ -4,9 +4,12 @@ Every request of a school or a reviewer needs the same small, rarely changing li
 in force in a province, the certificates a plan offers, the majors of a school level, certificate names and
 levels, division names. Reading them from the database each time is most of the SQL of a declaration.
 
-Each app keeps them here, valid while a shared **generation number** stays the same. Whoever commits a change
-to such data (an ORM flush touching one of the REFERENCE_MODELS, or a call to `changed()`) bumps the number in
-Redis after the commit and empties its own copy at once. Other processes look at the number at most once per
+The logged-in user's account row, read on every request, is kept the same way in a cache of its own (kind
+"accounts"), so that a login, which writes the row, does not drop the reference data.
+
+Each app keeps them here, valid while a shared **generation number** (one per kind) stays the same. Whoever
+commits a change to such data (an ORM flush touching one of the models of `_kind_of`, or a call to
+`changed()`) bumps the number in Redis after the commit and empties its own copy at once. Other processes look at the number at most once per
 `CHECK_SECONDS`, so they follow a change within about a second. If Redis cannot be asked, nothing is kept
 (every lookup goes to the database) until it can. A copy is also dropped after `MAX_AGE_SECONDS` whatever the
 number says, in case a bump was lost between commit and Redis.
@@ -86,75 +89,84 @@ class ReferenceCache:
                         "%.0f s", MAX_AGE_SECONDS, exc_info=True)
 
 
-def _redis_generation() -> int | None:
-    from app.queue import jobs
-    value = jobs.redis.get(GENERATION_KEY)
-    return int(value) if value is not None else 0
+def _redis_generation(key: str) -> Callable[[], int | None]:
+    def read() -> int | None:
+        from app.queue import jobs
+        value = jobs.redis.get(key)
+        return int(value) if value is not None else 0
+    return read
 
 
-def _redis_bump() -> None:
-    from app.queue import jobs
-    jobs.redis.incr(GENERATION_KEY)
+def _redis_bump(key: str) -> Callable[[], None]:
+    def bump() -> None:
+        from app.queue import jobs
+        jobs.redis.incr(key)
+    return bump
+
+
+# kind -> generation key in Redis. "reference": master data, plans' certificates, process versions;
+# "accounts": user rows (who is logged in is checked on every request).
+KINDS = {"reference": "xpilot:refgen", "accounts": "xpilot:usergen"}
 
 
 def init_app(app: Any) -> None:
-    app.extensions["xpilot_refcache"] = ReferenceCache(_redis_generation, _redis_bump)
+    app.extensions["xpilot_refcache"] = {kind: ReferenceCache(_redis_generation(key), _redis_bump(key))
+                                         for kind, key in KINDS.items()}
 
 
-def cache() -> ReferenceCache:
-    """Return the current app's reference cache."""
-    return current_app.extensions["xpilot_refcache"]  # type: ignore[no-any-return]
+def cache(kind: str = "reference") -> ReferenceCache:
+    """Return one of the current app's caches."""
+    return current_app.extensions["xpilot_refcache"][kind]  # type: ignore[no-any-return]
 
 
-def cached(session: Session, key: Any, compute: Callable[[], T]) -> T:
-    """Return a reference value of the current app.
+def cached(session: Session, key: Any, compute: Callable[[], T], kind: str = "reference") -> T:
+    """Return a value of the current app's cache of that kind.
 
-    Computed afresh outside an app context, and in a transaction that has itself changed reference data (its
+    Computed afresh outside an app context, and in a transaction that has itself changed data of that kind (its
     own changes are not committed yet, so they are neither kept nor hidden behind an older copy).
     """
-    if not has_app_context() or session.info.get("reference_changed"):
+    if not has_app_context() or kind in session.info.get(_CHANGED, ()):
         return compute()
-    if session.new and any(isinstance(obj, _reference_models()) for obj in session.new):
+    if session.new and any(_kind_of(obj) == kind for obj in session.new):
         return compute()
-    return cache().get(key, compute)
+    return cache(kind).get(key, compute)
 
 
-def changed() -> None:
-    """Tell every process that reference data changed (call after the commit that changed it)."""
+def changed(kind: str = "reference") -> None:
+    """Tell every process that data of that kind changed (call after the commit that changed it)."""
     if has_app_context() and "xpilot_refcache" in current_app.extensions:
-        cache().changed()
+        cache(kind).changed()
 
 
-_MODELS: tuple[type, ...] = ()
+_CHANGED = "xpilot_changed_caches"
+_MODELS: dict[type, str] = {}
 
 
-def _reference_models() -> tuple[type, ...]:
-    global _MODELS
+def _kind_of(obj: object) -> str | None:
     if not _MODELS:
         from app.models.masterdata import Certificate, Division, Major
         from app.models.plan import DeclarationPlan, PlanCertificate
         from app.models.process import ProcessVersion
-        _MODELS = (Certificate, Division, Major, PlanCertificate, DeclarationPlan, ProcessVersion)
-    return _MODELS
+        from app.models.user import User
+        for model in (Certificate, Division, Major, PlanCertificate, DeclarationPlan, ProcessVersion):
+            _MODELS[model] = "reference"
+        _MODELS[User] = "accounts"
+    return _MODELS.get(type(obj))
 
 
 @event.listens_for(Session, "after_flush")
-def _note_reference_changes(session: Session, _context: Any) -> None:
-    if session.info.get("reference_changed"):
-        return
-    models = _reference_models()
-    for obj in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(obj, models):
-            session.info["reference_changed"] = True
-            return
+def _note_changes(session: Session, _context: Any) -> None:
+    kinds = {_kind_of(obj) for obj in (*session.new, *session.dirty, *session.deleted)} - {None}
+    if kinds:
+        session.info.setdefault(_CHANGED, set()).update(kinds)
 
 
 @event.listens_for(Session, "after_commit")
-def _announce_reference_changes(session: Session) -> None:
-    if session.info.pop("reference_changed", False):
-        changed()
+def _announce_changes(session: Session) -> None:
+    for kind in session.info.pop(_CHANGED, ()):
+        changed(kind)
 
 
 @event.listens_for(Session, "after_rollback")
-def _forget_reference_changes(session: Session) -> None:
-    session.info.pop("reference_changed", None)
+def _forget_changes(session: Session) -> None:
+    session.info.pop(_CHANGED, None)

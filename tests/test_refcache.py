@@ -12,6 +12,7 @@ from app import create_app, refcache
 from app.extensions import db
 from app.models.masterdata import Certificate
 from app.models.plan import DeclarationPlan, PlanCertificate
+from app.models.user import User
 from app.services.declarations import certificate_info
 from tests.factories import complete_info, login, with_demo
 
@@ -105,3 +106,32 @@ def test_a_bump_that_cannot_reach_redis_still_drops_the_local_copy(app, monkeypa
         assert cache.get("k", lambda: "new") == "old"
         cache.changed()
         assert cache.get("k", lambda: "new") == "new"
+
+
+def test_an_account_disabled_or_its_password_changed_in_another_process_is_logged_out_within_the_interval(
+        app, client, tmp_path, monkeypatch):
+    with_demo(app)
+    assert login(client, "gd_reviewer").status_code == 302
+    assert client.get("/review/").status_code == 200  # the account row is now kept by this app
+    other = _second_process(app, tmp_path)
+    with other.app_context():
+        user = db.session.scalars(select(User).where(User.username == "gd_reviewer")).one()
+        user.is_active_account = False
+        db.session.commit()
+    monkeypatch.setattr(refcache, "CHECK_SECONDS", 0.0)
+    answer = client.get("/review/")
+    assert answer.status_code == 302 and "/login" in answer.headers["Location"]
+
+    second = app.test_client()
+    with other.app_context():
+        user = db.session.scalars(select(User).where(User.username == "gd_reviewer")).one()
+        user.is_active_account = True
+        db.session.commit()
+    assert login(second, "gd_reviewer").status_code == 302
+    assert second.get("/review/").status_code == 200
+    with other.app_context():
+        user = db.session.scalars(select(User).where(User.username == "gd_reviewer")).one()
+        user.session_token += 1  # what a password change does
+        db.session.commit()
+    answer = second.get("/review/")
+    assert answer.status_code == 302 and "/login" in answer.headers["Location"]

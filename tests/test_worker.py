@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -103,10 +104,9 @@ def test_worker_killed_while_a_service_call_delivers_its_message_runs_the_call_o
     assert page.status_code == 200
     with app.app_context():
         call_id = db.session.scalars(select(ServiceCall.id)).one()
-    job_id = f"svc-{call_id}"
 
     def calling() -> bool:
-        return Job.fetch(job_id, connection=jobs.redis).get_status(refresh=True) == JobStatus.STARTED
+        return any(job_id.startswith("svc-drain-") for job_id in StartedJobRegistry(queue=jobs.queue).get_job_ids())
 
     wait_until(calling, 60, "the slow service call to start", slow)
     time.sleep(1.0)

@@ -24,10 +24,55 @@ log = logging.getLogger(__name__)
 RETRY = Retry(max=3, interval=[5, 30, 120])
 
 
+DRAIN_FLAG = "xpilot:svc-drain"  # set while a drain job is queued and has not yet looked for calls
+DRAIN_BATCH = 200
+
+
 def enqueue_service_call(call_id: int) -> None:
-    """Queue the job that runs a service call (called after commit)."""
+    """Queue a job of its own for one service call: retries, the start-up sweep, an admin's 重试."""
     jobs.queue.enqueue_call(run_service_call, args=(call_id,), job_id=f"svc-{call_id}", retry=RETRY,
                             result_ttl=600, failure_ttl=7 * 86400)
+
+
+def service_call_ready(call_id: int) -> None:
+    """A new service call is committed: make sure a drain job will look for it.
+
+    One drain job runs every new call it finds, so when calls arrive faster than the worker runs them they
+    share one job instead of paying RQ's own cost (some 25 Redis commands) each. The flag is set while a drain
+    is queued and has not yet looked; a call committed meanwhile is found by that drain (it clears the flag
+    before it looks). The flag expires, so a lost drain job delays calls by seconds at most; the worker's
+    start-up sweep runs whatever is still pending.
+    """
+    if jobs.redis.set(DRAIN_FLAG, call_id, nx=True, ex=10):
+        jobs.queue.enqueue_call(drain_service_calls, job_id=f"svc-drain-{call_id}", result_ttl=60,
+                                failure_ttl=7 * 86400)
+
+
+def drain_service_calls() -> dict[str, int]:
+    """Run the pending service calls that have not been tried yet, oldest first, each in its own transaction.
+
+    A call that fails is handed to a job of its own, which retries it with backoff (RETRY).
+    """
+    jobs.redis.delete(DRAIN_FLAG)
+    session = db.session()
+    ids = session.scalars(select(ServiceCall.id).where(ServiceCall.status == "pending", ServiceCall.attempts == 0)
+                          .order_by(ServiceCall.id).limit(DRAIN_BATCH)).all()
+    session.rollback()
+    outcome = {"done": 0, "skipped": 0, "failed": 0}
+    for call_id in ids:
+        try:
+            status = run_service_call(call_id)
+        except Exception:
+            log.exception("service call %s failed inside a drain; retried by a job of its own", call_id)
+            db.session.rollback()
+            jobs.queue.enqueue_in(timedelta(seconds=RETRY.intervals[0]), run_service_call, call_id,
+                                  job_id=f"svc-{call_id}", retry=RETRY, result_ttl=600, failure_ttl=7 * 86400)
+            outcome["failed"] += 1
+        else:
+            outcome["done" if status == "done" else "skipped"] += 1
+    if len(ids) == DRAIN_BATCH:
+        service_call_ready(ids[-1])
+    return outcome
 
 
 def schedule_wake(instance_id: int, at: datetime) -> None:
@@ -207,8 +252,8 @@ def sweep() -> dict[str, int]:
 def catch_up(grace_seconds: float = 3.0) -> dict[str, int]:
     """Run what is overdue even if RQ's scheduler is not moving (a dead worker can hold its lock for minutes).
 
-    Scheduled jobs past due by more than the grace are moved to the queue, and instances whose timers
-    are past due get a wake job unless one is already waiting. Every job here is idempotent, so a job
+    Scheduled jobs past due by more than the grace are moved to the queue, instances whose timers are past
+    due get a wake job unless one is already waiting, and untried service calls get a drain job. Every job here is idempotent, so a job
     the scheduler also moves at the same moment only runs twice to no effect.
     """
     from rq.exceptions import NoSuchJobError
@@ -243,4 +288,11 @@ def catch_up(grace_seconds: float = 3.0) -> dict[str, int]:
             pass
         queue.enqueue_call(wake_instance, args=(instance_id,), job_id=job_id, result_ttl=60)
         woken += 1
-    return {"moved": moved, "woken": woken}
+    # A new service call whose drain job was lost (Redis failed between the flag and the job, say).
+    untried = session.scalar(select(ServiceCall.id).where(
+        ServiceCall.status == "pending", ServiceCall.attempts == 0,
+        ServiceCall.created_at <= clock.now() - timedelta(seconds=grace_seconds)).limit(1))
+    session.rollback()
+    if untried is not None:
+        service_call_ready(untried)
+    return {"moved": moved, "woken": woken, "untried calls": int(untried is not None)}

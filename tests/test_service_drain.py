@@ -1,0 +1,82 @@
+"""New service calls share drain jobs; a call that fails in a drain is retried by a job of its own."""
+from __future__ import annotations
+
+from typing import Any
+
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+from sqlalchemy import select
+
+from app.extensions import db
+from app.handlers import HANDLERS, Handler
+from app.models.process import ServiceCall
+from app.models.sms import SmsMessage
+from app.queue import jobs
+from app.services.jobs import DRAIN_FLAG
+from tests.conftest import run_jobs
+from tests.factories import with_demo
+
+SCHOOLS = (("440100", "岭南交通职业技术学院", "13712340001"), ("440300", "鹏城智能制造职业技术学院", "13712340002"),
+           ("440600", "佛山工贸职业技术学院", "13712340003"))
+
+
+def _register(client: Any, city: str, name: str, phone: str) -> None:
+    page = client.post("/register", data={"province": "440000", "city": city, "school": name, "phone": phone})
+    assert page.status_code == 200, page.get_data(as_text=True)[:500]
+
+
+def _calls() -> dict[str, ServiceCall]:
+    calls = db.session.scalars(select(ServiceCall)).all()
+    return {str(c.params["phone"]): c for c in calls}
+
+
+def test_calls_committed_while_a_drain_waits_share_that_drain(app, client):
+    with_demo(app)
+    for school in SCHOOLS:
+        _register(client, *school)
+    assert jobs.redis.exists(DRAIN_FLAG)  # the first call queued a drain; the next two found it waiting
+    assert jobs.queue.count == 1
+    assert run_jobs(app) == 1
+    with app.app_context():
+        assert {phone: (c.status, c.attempts) for phone, c in _calls().items()} == {
+            phone: ("done", 1) for _, _, phone in SCHOOLS}
+        sent = db.session.scalars(select(SmsMessage.phone).where(SmsMessage.status == "sent")).all()
+        assert sorted(sent) == sorted(phone for _, _, phone in SCHOOLS)
+    assert not jobs.redis.exists(DRAIN_FLAG)
+    # A call committed once the drain has looked gets a drain of its own.
+    _register(client, "440100", "广州南粤职业技术大学", "13712340004")
+    assert jobs.queue.count == 1
+
+
+def test_a_call_failing_in_a_drain_does_not_stop_the_others_and_is_retried_on_its_own(app, client, monkeypatch):
+    with_demo(app)
+    for school in SCHOOLS:
+        _register(client, *school)
+    original = HANDLERS["sms_send"]
+
+    def flaky(session: Any, call: ServiceCall) -> dict[str, Any]:
+        if call.params["phone"] == SCHOOLS[1][2]:
+            raise ConnectionError("短信网关暂时不可用")
+        return original.func(session, call)
+
+    monkeypatch.setitem(HANDLERS, "sms_send", Handler(flaky, original.required, original.optional))
+    assert run_jobs(app) == 1
+    with app.app_context():
+        calls = _calls()
+        failed = calls[SCHOOLS[1][2]]
+        assert (failed.status, failed.attempts) == ("pending", 1)
+        assert "短信网关暂时不可用" in (failed.last_error or "")
+        assert {(calls[p].status, calls[p].attempts) for p in (SCHOOLS[0][2], SCHOOLS[2][2])} == {("done", 1)}
+        failed_id = failed.id
+    registry = ScheduledJobRegistry(queue=jobs.queue)
+    assert f"svc-{failed_id}" in registry.get_job_ids()
+    # The provider is back; the retry comes due (moved now rather than waiting out its backoff).
+    monkeypatch.setitem(HANDLERS, "sms_send", original)
+    job = Job.fetch(f"svc-{failed_id}", connection=jobs.redis)
+    registry.remove(job)
+    jobs.queue.enqueue_job(job)
+    assert run_jobs(app) == 1
+    with app.app_context():
+        call = db.session.get(ServiceCall, failed_id)
+        assert (call.status, call.attempts) == ("done", 2)
+        assert db.session.scalars(select(SmsMessage.status).where(SmsMessage.phone == SCHOOLS[1][2])).all() == ["sent"]
