@@ -4,8 +4,8 @@ Every request of a school or a reviewer needs the same small, rarely changing li
 in force in a province, the certificates a plan offers, the majors of a school level, certificate names and
 levels, division names. Reading them from the database each time is most of the SQL of a declaration.
 
-The logged-in user's account row, read on every request, is kept the same way in a cache of its own (kind
-"accounts"), so that a login, which writes the row, does not drop the reference data.
+The logged-in user's account row and school row, read on every request, are kept the same way in a cache of
+their own (kind "accounts"), so that a login, which writes the account row, does not drop the reference data.
 
 Each app keeps them here, valid while a shared **generation number** (one per kind) stays the same. Whoever
 commits a change to such data (an ORM flush touching one of the models of `_kind_of`, or a call to
@@ -25,14 +25,16 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import current_app, has_app_context
-from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 log = logging.getLogger(__name__)
 GENERATION_KEY = "xpilot:refgen"
 CHECK_SECONDS = 1.0
 MAX_AGE_SECONDS = 300.0
 T = TypeVar("T")
+M = TypeVar("M")
 
 
 class ReferenceCache:
@@ -132,6 +134,76 @@ def cached(session: Session, key: Any, compute: Callable[[], T], kind: str = "re
     return cache(kind).get(key, compute)
 
 
+def attach(session: Session, model: type[M], ident: Any, kind: str = "reference") -> M | None:
+    """Return the row of `model` with primary key `ident` as a persistent object of the session, built from the
+    kept copy of its columns (read once, then shared by every request until the generation moves).
+
+    The object behaves as if just loaded: changes are flushed as usual (only the changed columns), and
+    relationships load lazily; many-to-one relationships to objects attached the same way cost no query.
+    An object the session already has is returned as it is.
+    """
+    found = session.identity_map.get(identity_key(model, ident))
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    values = cached(session, ("row", model.__name__, ident), lambda: _row_values(session, model, model_pk(model) == ident),
+                    kind)
+    return _attached(session, model, values) if values is not None else None
+
+
+def attach_all(session: Session, model: type[M], key: Any, where: Callable[[], Any], order_by: Callable[[], Any],
+               kind: str = "reference") -> list[M]:
+    """Return the rows of `model` matching `where()` (kept under `key`) as persistent objects of the session."""
+    def load() -> list[dict[str, Any]]:
+        columns = _columns(model)
+        rows = session.execute(select(*columns.values()).where(where()).order_by(*order_by())).all()
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+    out: list[M] = []
+    pk = _pk_key(model)
+    for values in cached(session, ("rows", model.__name__, key), load, kind):
+        found = session.identity_map.get(identity_key(model, values[pk]))
+        out.append(found if found is not None else _attached(session, model, values))
+    return out
+
+
+def model_pk(model: type) -> Any:
+    return getattr(model, _pk_key(model))
+
+
+def _pk_key(model: type) -> str:
+    mapper: Any = inspect(model)
+    return str(mapper.get_property_by_column(mapper.primary_key[0]).key)
+
+
+def _columns(model: type) -> dict[str, Any]:
+    mapper: Any = inspect(model)
+    return {attr.key: attr.columns[0] for attr in mapper.column_attrs}
+
+
+def _row_values(session: Session, model: type, where: Any) -> dict[str, Any] | None:
+    columns = _columns(model)
+    row = session.execute(select(*columns.values()).where(where)).first()
+    return dict(zip(columns, row, strict=True)) if row is not None else None
+
+
+def _attached(session: Session, model: type[M], values: dict[str, Any]) -> M:
+    obj = model(**values)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    # The identity map holds objects weakly: keep attached ones alive for the transaction, so that a lazy load
+    # (decl.school, school.city, ...) finds them even when the caller did not keep a reference.
+    session.info.setdefault(_ATTACHED, []).append(obj)
+    return obj
+
+
+_ATTACHED = "xpilot_attached_rows"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _release_attached(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_ATTACHED, None)
+
+
 def changed(kind: str = "reference") -> None:
     """Tell every process that data of that kind changed (call after the commit that changed it)."""
     if has_app_context() and "xpilot_refcache" in current_app.extensions:
@@ -144,13 +216,13 @@ _MODELS: dict[type, str] = {}
 
 def _kind_of(obj: object) -> str | None:
     if not _MODELS:
-        from app.models.masterdata import Certificate, Division, Major
+        from app.models.masterdata import Certificate, Division, Major, School
         from app.models.plan import DeclarationPlan, PlanCertificate
         from app.models.process import ProcessVersion
         from app.models.user import User
         for model in (Certificate, Division, Major, PlanCertificate, DeclarationPlan, ProcessVersion):
             _MODELS[model] = "reference"
-        _MODELS[User] = "accounts"
+        _MODELS[User] = _MODELS[School] = "accounts"
     return _MODELS.get(type(obj))
 
 

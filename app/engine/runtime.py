@@ -175,14 +175,15 @@ class ProcessEngine:
 
     def current_version(self, session: Session, process_key: str, province_code: str | None) -> VersionRef:
         """Return the version in force (the province's own, else the national one) with one light query."""
-        scope: Any = ProcessVersion.province_code.is_(None)
-        if province_code:
-            scope = or_(scope, ProcessVersion.province_code == province_code)
-        stmt = (select(ProcessVersion.id).where(ProcessVersion.process_key == process_key,
-                                                ProcessVersion.active.is_(True), scope)
+        def in_force() -> int | None:
+            scope: Any = ProcessVersion.province_code.is_(None)
+            if province_code:
+                scope = or_(scope, ProcessVersion.province_code == province_code)
+            return session.scalar(select(ProcessVersion.id).where(
+                ProcessVersion.process_key == process_key, ProcessVersion.active.is_(True), scope)
                 .order_by(ProcessVersion.province_code.is_(None), ProcessVersion.id.desc()).limit(1))
-        version_id = self.hooks.remember(session, ("version in force", process_key, province_code),
-                                         lambda: session.scalar(stmt))
+
+        version_id = self.hooks.remember(session, ("version in force", process_key, province_code), in_force)
         if version_id is None:
             raise EngineError(f"流程 {process_key} 尚未发布")
         ref = self._refs.get(version_id)

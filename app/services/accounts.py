@@ -4,11 +4,9 @@ from __future__ import annotations
 import re
 import secrets
 import string
-from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, make_transient_to_detached
-from sqlalchemy.orm.util import identity_key
+from sqlalchemy.orm import Session
 
 from app import clock, refcache
 from app.models.masterdata import Division
@@ -116,19 +114,5 @@ def load_user(session: Session, token: str) -> User | None:
 
 
 def _attached_user(session: Session, user_id: int) -> User | None:
-    """The user row as of the accounts cache (followed across processes within a second, see app.refcache),
-    attached to the session as if just loaded, so that changes and lazy loads work as usual."""
-    if session.identity_map.get(identity_key(User, user_id)) is not None:
-        return session.get(User, user_id)
-
-    def snapshot() -> dict[str, Any] | None:
-        row = session.execute(select(*User.__table__.columns).where(User.id == user_id)).mappings().first()
-        return dict(row) if row is not None else None
-
-    values = refcache.cached(session, ("user", user_id), snapshot, kind="accounts")
-    if values is None:
-        return None
-    user = User(**values)
-    make_transient_to_detached(user)
-    session.add(user)
-    return user
+    """The user row as of the accounts cache (followed across processes within a second, see app.refcache)."""
+    return refcache.attach(session, User, user_id, kind="accounts")

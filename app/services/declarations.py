@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from app import clock, refcache
@@ -63,7 +63,7 @@ class Window:
 def _school_of(session: Session, user: User) -> School:
     if user.role != ROLE_SCHOOL or user.school_id is None:
         raise Forbidden("只有院校账号可以申报")
-    school = session.get(School, user.school_id)
+    school = refcache.attach(session, School, user.school_id, kind="accounts")
     if school is None:
         raise NotFound("院校不存在")
     return school
@@ -71,10 +71,11 @@ def _school_of(session: Session, user: User) -> School:
 
 def plans_of_province(session: Session, province_code: str) -> list[DeclarationPlan]:
     """Return the province's published (and closed) plans, newest first."""
-    return list(session.scalars(select(DeclarationPlan).where(
-        DeclarationPlan.province_code == province_code,
-        DeclarationPlan.status.in_((PLAN_PUBLISHED, PLAN_CLOSED, PLAN_ANNOUNCING, PLAN_FINISHED)))
-        .order_by(DeclarationPlan.starts_at.desc())))
+    return refcache.attach_all(
+        session, DeclarationPlan, ("plans of province", province_code),
+        lambda: and_(DeclarationPlan.province_code == province_code,
+                     DeclarationPlan.status.in_((PLAN_PUBLISHED, PLAN_CLOSED, PLAN_ANNOUNCING, PLAN_FINISHED))),
+        lambda: (DeclarationPlan.starts_at.desc(), DeclarationPlan.id.desc()))
 
 
 def window(session: Session, province_code: str) -> Window:

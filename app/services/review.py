@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Select, Update, and_, func, select, update
-from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.orm import Session, aliased
 
 from app import clock, refcache
 from app.engine.runtime import EngineError, TaskNotAvailable
@@ -15,6 +15,7 @@ from app.forms import FormSpec, build_form, validate
 from app.models import declaration as declaration_model
 from app.models.declaration import STATUS_PENDING, Declaration, DeclarationEvent
 from app.models.masterdata import CERTIFICATE_LEVELS, LEVEL_PREFECTURE, Certificate, Division, School
+from app.models.plan import DeclarationPlan
 from app.models.process import HumanTask
 from app.models.user import ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER, ROLE_SCHOOL, User
 from app.services.declarations import _event, history, major_names
@@ -247,15 +248,15 @@ def _open_review_task(session: Session, instance_id: int | None, fresh: bool = F
 def _declaration_of_province(session: Session, user: User, declaration_id: int, whole: bool = False) -> Declaration:
     """Return a declaration of the reviewer's province (whole: with its school, plan and certificate, one query)."""
     province = _require_reviewer(user)
-    if whole:
-        school = joinedload(Declaration.school)
-        decl = session.scalars(select(Declaration).where(Declaration.id == declaration_id).options(
-            school.joinedload(School.province), school.joinedload(School.city),
-            joinedload(Declaration.plan), joinedload(Declaration.certificate))).first()
-    else:
-        decl = session.get(Declaration, declaration_id)
+    decl = session.get(Declaration, declaration_id)
     if decl is None or decl.province_code != province:
         raise NotFound("申报不存在")
+    if whole:  # the rows the page shows, from the kept copies: decl.school, school.city ... then cost no query
+        school = refcache.attach(session, School, decl.school_id, kind="accounts")
+        refcache.attach(session, DeclarationPlan, decl.plan_id)
+        refcache.attach(session, Certificate, decl.certificate_id)
+        for code in {school.province_code, school.city_code} - {None} if school is not None else ():
+            refcache.attach(session, Division, code)
     return decl
 
 

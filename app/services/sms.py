@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from app import clock
@@ -151,7 +151,16 @@ def queue_message(session: Session, *, key: str, phone: str, template: str, para
                          status=SMS_QUEUED, province_code=province_code)
     session.add(message)
     session.flush()
+    session.info.setdefault(_INSERTED, {})[message.id] = message
     return message
+
+
+_INSERTED = "xpilot_inserted_messages"  # session.info: messages inserted by the open transaction
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_inserted(session: Session, _transaction: Any) -> None:
+    session.info.pop(_INSERTED, None)
 
 
 def delivery_ref(message: SmsMessage) -> str:
@@ -225,6 +234,9 @@ def is_stale_sending(message: SmsMessage, now: datetime | None = None) -> bool:
 
 
 def _locked(session: Session, message_id: int) -> SmsMessage | None:
+    own = session.info.get(_INSERTED, {}).get(message_id)
+    if own is not None:
+        return own  # inserted by this transaction: no other one can see it, let alone hold it
     stmt = select(SmsMessage).where(SmsMessage.id == message_id).with_for_update().execution_options(
         populate_existing=True)
     return session.scalars(stmt).first()
