@@ -128,8 +128,8 @@ def _form_for(session: Session, plan: DeclarationPlan, school: School) -> FormSp
 
 
 def _check(session: Session, form: FormSpec, values: Mapping[str, Any], plan: DeclarationPlan, school: School,
-           exclude_id: int | None) -> dict[str, str]:
-    errors = validate(form, values)
+           exclude_id: int | None, validated: bool = False) -> dict[str, str]:
+    errors = {} if validated else validate(form, values)
     cert = certificate_info(session, values["certificate_id"]) if isinstance(values.get("certificate_id"), int) else None
     if cert is not None and values.get("level") and values["level"] not in cert.level_list():
         errors.setdefault("level", f"证书等级：{cert.name}不设{values['level']}")
@@ -159,10 +159,12 @@ def _require_open(session: Session, school: School, plan: DeclarationPlan) -> No
 
 
 def create_declaration(session: Session, user: User, values: Mapping[str, Any], action: str,
-                       context: tuple[School, Window, FormSpec | None] | None = None) -> Declaration:
+                       context: tuple[School, Window, FormSpec | None] | None = None,
+                       validated: bool = False) -> Declaration:
     """Save a new declaration as a draft, or submit it at once.
 
-    context: what new_declaration_context returned for this user in the same request, if the caller has it.
+    context: what new_declaration_context returned for this user in the same request, if the caller has it;
+    validated: the values are what parse_submission returned without errors for that context's form.
     """
     from app.services.processes import engine
 
@@ -172,7 +174,7 @@ def create_declaration(session: Session, user: User, values: Mapping[str, Any], 
     plan = win.plan
     _require_open(session, school, plan)
     form = form or _form_for(session, plan, school)
-    errors = _check(session, form, values, plan, school, None)
+    errors = _check(session, form, values, plan, school, None, validated=validated and context is not None)
     if errors:
         raise ServiceError("申报信息有误，请按提示修改", errors)
     now = clock.now()

@@ -97,7 +97,7 @@ def new_declaration() -> str | Response | tuple[str, int]:
                                declaration=None)
     return _save_posted(form, window, None,
                         lambda values, action: decl_service.create_declaration(session, user, values, action,
-                                                                               context=context))
+                                                                               context=context, validated=True))
 
 
 @bp.get("/declarations/<int:declaration_id>")
