@@ -186,7 +186,10 @@ def _row_values(session: Session, model: type, where: Any) -> dict[str, Any] | N
 
 
 def _attached(session: Session, model: type[M], values: dict[str, Any]) -> M:
-    obj = model(**values)
+    # As the ORM builds a loaded object (no constructor, no attribute events): the values are the committed state.
+    mapper: Any = inspect(model)
+    obj = mapper.class_manager.new_instance()
+    obj.__dict__.update(values)
     make_transient_to_detached(obj)
     session.add(obj)
     # The identity map holds objects weakly: keep attached ones alive for the transaction, so that a lazy load

@@ -5,7 +5,6 @@ import copy
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from typing import Any, cast
 from uuid import UUID
 
@@ -49,7 +48,7 @@ def _forget_locks(session: Session, _transaction: Any) -> None:
 class Hooks:
     """What the engine asks of the rest of the app after a commit."""
 
-    enqueue_service_call: Callable[[int], None] = lambda call_id: None
+    service_calls_ready: Callable[[], None] = lambda: None  # new pending service_call rows were committed
     schedule_wake: Callable[[int, datetime], None] = lambda instance_id, at: None
     # remember(session, key, compute): a value derived from stored versions, kept by the app between requests
     # for as long as the versions in force do not change (default: compute every time)
@@ -447,9 +446,9 @@ class ProcessEngine:
             writes = self._human_task_writes(instance, scan.open_tasks, before[0], actor_id, now,
                                              previous_status != instance.status)
             writes += self._service_call_writes(instance, scan.started, before[1], now)
+            writes += self._new_service_calls(session, instance,
+                                              {k: v for k, v in scan.started.items() if k not in before[1]}, now)
             self._write(session, instance, writes)
-            self._add_service_calls(session, instance, {k: v for k, v in scan.started.items() if k not in before[1]},
-                                    now)
         workflow._xpilot_before = (frozenset(t.task_id for t in scan.open_tasks), frozenset(scan.started))  # type: ignore[attr-defined]
         data = dict(workflow.last_task.data) if workflow.last_task is not None else {}
         return StepOutcome(instance.id, instance.status, instance.completed, scan.open_tasks, data)
@@ -533,23 +532,27 @@ class ProcessEngine:
                             now: datetime, skip: Iterable[str]) -> None:
         rows = frozenset(session.scalars(select(ServiceCall.task_id).where(
             ServiceCall.instance_id == instance.id, ServiceCall.status.in_(("pending", "failed", "done")))).all())
-        for statement in self._service_call_writes(instance, started, rows, now):
+        writes = self._service_call_writes(instance, started, rows, now)
+        writes += self._new_service_calls(session, instance, {k: v for k, v in started.items() if k not in rows}, now)
+        for statement in writes:
             session.connection().execute(statement)
-        self._add_service_calls(session, instance, {k: v for k, v in started.items() if k not in rows}, now)
 
-    def _add_service_calls(self, session: Session, instance: ProcessInstance, started: dict[str, Any],
-                           now: datetime) -> None:
+    def _new_service_calls(self, session: Session, instance: ProcessInstance, started: dict[str, Any],
+                           now: datetime) -> list[Any]:
+        """Return the INSERTs of the calls of newly started service tasks; the worker is told after the commit."""
+        table = cast(Table, ServiceCall.__table__)
+        writes = []
         for task_id, task in started.items():
             call = task._get_internal_data("service_call") or {}
             spec = task.task_spec
             retries = int(spec.retries) if str(spec.retries or "").isdigit() else 3
-            row = ServiceCall(instance_id=instance.id, task_id=task_id, task_name=spec.name,
-                              operation=call.get("operation", spec.operation_name),
-                              params=call.get("params", {}), max_retries=retries, created_at=now, updated_at=now)
-            session.add(row)
-            session.flush()
-            call_id = row.id
-            after_commit(session, partial(self.hooks.enqueue_service_call, call_id))
+            writes.append(table.insert().values(
+                instance_id=instance.id, task_id=task_id, task_name=spec.name,
+                operation=call.get("operation", spec.operation_name), params=call.get("params", {}), status="pending",
+                attempts=0, max_retries=retries, created_at=now, updated_at=now))
+        if writes:
+            after_commit(session, self.hooks.service_calls_ready)
+        return writes
 
     def _schedule_timers(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow) -> None:
         due: list[datetime] = []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -34,17 +35,17 @@ def enqueue_service_call(call_id: int) -> None:
                             result_ttl=600, failure_ttl=7 * 86400)
 
 
-def service_call_ready(call_id: int) -> None:
-    """A new service call is committed: make sure a drain job will look for it.
+def service_calls_ready() -> None:
+    """New service calls are committed: make sure a drain job will look for them.
 
     One drain job runs every new call it finds, so when calls arrive faster than the worker runs them they
     share one job instead of paying RQ's own cost (some 25 Redis commands) each. The flag is set while a drain
     is queued and has not yet looked; a call committed meanwhile is found by that drain (it clears the flag
     before it looks). The flag expires, so a lost drain job delays calls by seconds at most; the worker's
-    start-up sweep runs whatever is still pending.
+    catch-up watch and start-up sweep run whatever is still pending.
     """
-    if jobs.redis.set(DRAIN_FLAG, call_id, nx=True, ex=10):
-        jobs.queue.enqueue_call(drain_service_calls, job_id=f"svc-drain-{call_id}", result_ttl=60,
+    if jobs.redis.set(DRAIN_FLAG, 1, nx=True, ex=10):
+        jobs.queue.enqueue_call(drain_service_calls, job_id=f"svc-drain-{uuid.uuid4().hex[:12]}", result_ttl=60,
                                 failure_ttl=7 * 86400)
 
 
@@ -71,7 +72,7 @@ def drain_service_calls() -> dict[str, int]:
         else:
             outcome["done" if status == "done" else "skipped"] += 1
     if len(ids) == DRAIN_BATCH:
-        service_call_ready(ids[-1])
+        service_calls_ready()
     return outcome
 
 
@@ -294,5 +295,5 @@ def catch_up(grace_seconds: float = 3.0) -> dict[str, int]:
         ServiceCall.created_at <= clock.now() - timedelta(seconds=grace_seconds)).limit(1))
     session.rollback()
     if untried is not None:
-        service_call_ready(untried)
+        service_calls_ready()
     return {"moved": moved, "woken": woken, "untried calls": int(untried is not None)}

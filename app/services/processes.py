@@ -23,7 +23,7 @@ def init_engine(app: Flask) -> None:
     from app import refcache
     from app.services import jobs
 
-    hooks = Hooks(enqueue_service_call=jobs.service_call_ready, schedule_wake=jobs.schedule_wake,
+    hooks = Hooks(service_calls_ready=jobs.service_calls_ready, schedule_wake=jobs.schedule_wake,
                   remember=refcache.cached)
     operations = {name: h.required for name, h in HANDLERS.items()}
     app.extensions["xpilot_engine"] = ProcessEngine(LANES, operations, hooks)
