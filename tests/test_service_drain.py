@@ -80,3 +80,32 @@ def test_a_call_failing_in_a_drain_does_not_stop_the_others_and_is_retried_on_it
         call = db.session.get(ServiceCall, failed_id)
         assert (call.status, call.attempts) == ("done", 2)
         assert db.session.scalars(select(SmsMessage.status).where(SmsMessage.phone == SCHOOLS[1][2])).all() == ["sent"]
+
+
+def test_a_running_drain_takes_over_the_drain_queued_for_calls_that_arrive_meanwhile(app, client, monkeypatch):
+    from app.services import jobs as jobs_service
+
+    with_demo(app)
+    _register(client, *SCHOOLS[0])
+    first_drain = jobs.queue.job_ids
+    assert len(first_drain) == 1
+    run_one = jobs_service.run_service_call
+    arrived: list[str] = []
+
+    def run_and_meanwhile_register(call_id: int) -> str:
+        status = run_one(call_id)
+        if not arrived:  # another school registers while the drain works: its request queues a second drain
+            arrived.append(SCHOOLS[1][2])
+            _register(client, *SCHOOLS[1])
+            assert len(jobs.queue.job_ids) == 1
+        return status
+
+    monkeypatch.setattr(jobs_service, "run_service_call", run_and_meanwhile_register)
+    with app.app_context():
+        jobs.queue.remove(first_drain[0])  # this test runs the first drain itself
+        outcome = jobs_service.drain_service_calls()
+    assert outcome == {"done": 2, "skipped": 0, "failed": 0, "drains taken over": 1}
+    assert jobs.queue.job_ids == []  # the second drain was taken over, not left to run for nothing
+    assert not jobs.redis.exists(DRAIN_FLAG)
+    with app.app_context():
+        assert {phone: c.status for phone, c in _calls().items()} == {SCHOOLS[0][2]: "done", SCHOOLS[1][2]: "done"}

@@ -251,6 +251,15 @@ class ProcessEngine:
         held[instance_id] = instance
         return instance
 
+    def lock_of_call(self, session: Session, call_id: int) -> ProcessInstance | None:
+        """Lock the instance a service call belongs to, in one statement; None if there is no such call."""
+        owner = select(ServiceCall.instance_id).where(ServiceCall.id == call_id).scalar_subquery()
+        stmt = select(ProcessInstance).where(ProcessInstance.id == owner).with_for_update()
+        instance = session.scalars(stmt.execution_options(populate_existing=True)).first()
+        if instance is not None:
+            session.info.setdefault(_HELD, {})[instance.id] = instance
+        return instance
+
     def _parsed_by_id(self, session: Session, version_id: int) -> ParsedProcess:
         parsed = self._by_version.get(version_id)
         if parsed is None:

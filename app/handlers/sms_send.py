@@ -24,8 +24,11 @@ def sms_send(session: Session, call: ServiceCall) -> dict[str, Any]:
         variables = params.get("vars") or {}
         if not isinstance(variables, dict):
             raise ValueError("vars 参数必须是字典")
+        # A call's message is written in the transaction that marks the call done, so while the call is pending
+        # (the caller checked, under the instance lock) no committed message carries its key.
         message = sms.queue_message(session, key=f"call:{call.id}", phone=str(params["phone"]),
-                                    template=str(params["template"]), params=variables, province_code=province_code)
+                                    template=str(params["template"]), params=variables, province_code=province_code,
+                                    new_key=True)
     if message.province_code is None and province_code:
         message.province_code = province_code  # the province's admins see the messages of its processes
     return {"message_id": message.id}

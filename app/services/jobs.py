@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from rq import Retry
+from rq.job import Job
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -39,41 +41,68 @@ def service_calls_ready() -> None:
     """New service calls are committed: make sure a drain job will look for them.
 
     One drain job runs every new call it finds, so when calls arrive faster than the worker runs them they
-    share one job instead of paying RQ's own cost (some 25 Redis commands) each. The flag is set while a drain
-    is queued and has not yet looked; a call committed meanwhile is found by that drain (it clears the flag
-    before it looks). The flag expires, so a lost drain job delays calls by seconds at most; the worker's
-    catch-up watch and start-up sweep run whatever is still pending.
+    share one job instead of paying RQ's own cost (some 25 Redis commands) each. The flag, holding the queued
+    drain's job id, is set while a drain is queued and has not yet looked; a call committed meanwhile is found
+    by that drain (or by a running one that takes the flag over, see drain_service_calls). The flag expires, so
+    a lost drain job delays calls by seconds at most; the worker's catch-up watch and start-up sweep run
+    whatever is still pending.
     """
-    if jobs.redis.set(DRAIN_FLAG, 1, nx=True, ex=10):
-        jobs.queue.enqueue_call(drain_service_calls, job_id=f"svc-drain-{uuid.uuid4().hex[:12]}", result_ttl=60,
-                                failure_ttl=7 * 86400)
+    job_id = f"svc-drain-{uuid.uuid4().hex[:12]}"
+    if jobs.redis.set(DRAIN_FLAG, job_id, nx=True, ex=10):
+        jobs.queue.enqueue_call(drain_service_calls, job_id=job_id, result_ttl=60, failure_ttl=7 * 86400)
 
 
-def drain_service_calls() -> dict[str, int]:
+def _take_drain_flag() -> str | None:
+    """Clear the flag atomically; return the job id it held (None: nobody asked for a drain meanwhile)."""
+    with jobs.redis.pipeline() as pipe:  # MULTI/EXEC: GET + DEL as one step (GETDEL needs Redis 6.2)
+        pipe.get(DRAIN_FLAG)
+        pipe.delete(DRAIN_FLAG)
+        value, _ = pipe.execute()
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def drain_service_calls(budget_seconds: float = 5.0) -> dict[str, int]:
     """Run the pending service calls that have not been tried yet, oldest first, each in its own transaction.
 
-    A call that fails is handed to a job of its own, which retries it with backoff (RETRY).
+    A call that fails is handed to a job of its own, which retries it with backoff (RETRY). While calls keep
+    arriving, the running drain takes over the drain job queued for them (the flag names it; it is dropped
+    from the queue unless a worker has already taken it, which then finds nothing to do), up to the budget.
     """
-    jobs.redis.delete(DRAIN_FLAG)
-    session = db.session()
-    ids = session.scalars(select(ServiceCall.id).where(ServiceCall.status == "pending", ServiceCall.attempts == 0)
-                          .order_by(ServiceCall.id).limit(DRAIN_BATCH)).all()
-    session.rollback()
-    outcome = {"done": 0, "skipped": 0, "failed": 0}
-    for call_id in ids:
-        try:
-            status = run_service_call(call_id)
-        except Exception:
-            log.exception("service call %s failed inside a drain; retried by a job of its own", call_id)
-            db.session.rollback()
-            jobs.queue.enqueue_in(timedelta(seconds=RETRY.intervals[0]), run_service_call, call_id,
-                                  job_id=f"svc-{call_id}", retry=RETRY, result_ttl=600, failure_ttl=7 * 86400)
-            outcome["failed"] += 1
-        else:
-            outcome["done" if status == "done" else "skipped"] += 1
-    if len(ids) == DRAIN_BATCH:
-        service_calls_ready()
-    return outcome
+    _take_drain_flag()
+    started = time.monotonic()
+    outcome = {"done": 0, "skipped": 0, "failed": 0, "drains taken over": 0}
+    while True:
+        session = db.session()
+        ids = session.scalars(select(ServiceCall.id).where(ServiceCall.status == "pending", ServiceCall.attempts == 0)
+                              .order_by(ServiceCall.id).limit(DRAIN_BATCH)).all()
+        session.rollback()
+        for call_id in ids:
+            _drain_one(call_id, outcome)
+        if len(ids) == DRAIN_BATCH or time.monotonic() - started > budget_seconds:
+            if len(ids) == DRAIN_BATCH:
+                service_calls_ready()
+            return outcome
+        queued = _take_drain_flag()
+        if queued is None:
+            return outcome
+        with jobs.redis.pipeline() as pipe:
+            pipe.lrem(jobs.queue.key, 1, queued)
+            pipe.delete(Job.key_for(queued))
+            pipe.execute()
+        outcome["drains taken over"] += 1
+
+
+def _drain_one(call_id: int, outcome: dict[str, int]) -> None:
+    try:
+        status = run_service_call(call_id)
+    except Exception:
+        log.exception("service call %s failed inside a drain; retried by a job of its own", call_id)
+        db.session.rollback()
+        jobs.queue.enqueue_in(timedelta(seconds=RETRY.intervals[0]), run_service_call, call_id,
+                              job_id=f"svc-{call_id}", retry=RETRY, result_ttl=600, failure_ttl=7 * 86400)
+        outcome["failed"] += 1
+    else:
+        outcome["done" if status == "done" else "skipped"] += 1
 
 
 def schedule_wake(instance_id: int, at: datetime) -> None:
@@ -121,14 +150,9 @@ def run_service_call(call_id: int) -> str:
     from app.services.processes import engine
 
     session = db.session()
-    call = session.get(ServiceCall, call_id)
-    if call is None or call.status != "pending":
-        session.rollback()
-        return "skipped"
     # Take the instance lock first so that a duplicate job waits, then finds the call done.
-    engine().lock(session, call.instance_id)
-    session.refresh(call)
-    if call.status != "pending":
+    call = session.get(ServiceCall, call_id) if engine().lock_of_call(session, call_id) is not None else None
+    if call is None or call.status != "pending":
         session.rollback()
         return "skipped"
     try:
@@ -258,7 +282,6 @@ def catch_up(grace_seconds: float = 3.0) -> dict[str, int]:
     the scheduler also moves at the same moment only runs twice to no effect.
     """
     from rq.exceptions import NoSuchJobError
-    from rq.job import Job
     from rq.registry import ScheduledJobRegistry
 
     queue = jobs.queue

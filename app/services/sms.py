@@ -141,11 +141,15 @@ def configured_backend_name() -> str:
 
 
 def queue_message(session: Session, *, key: str, phone: str, template: str, params: dict[str, Any],
-                  backend: str | None = None, province_code: str | None = None) -> SmsMessage:
-    """Record a message to send (once per key) and return it."""
-    existing = session.scalars(select(SmsMessage).where(SmsMessage.idempotency_key == key)).first()
-    if existing is not None:
-        return existing
+                  backend: str | None = None, province_code: str | None = None, new_key: bool = False) -> SmsMessage:
+    """Record a message to send (once per key) and return it.
+
+    new_key: the caller knows no committed message has the key (the unique index still guards it).
+    """
+    if not new_key:
+        existing = session.scalars(select(SmsMessage).where(SmsMessage.idempotency_key == key)).first()
+        if existing is not None:
+            return existing
     message = SmsMessage(idempotency_key=key, phone=phone, template=template, params=params,
                          body=render(template, params), backend=backend or configured_backend_name(),
                          status=SMS_QUEUED, province_code=province_code)
