@@ -89,6 +89,11 @@ class StepOutcome:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+# The caller's own writes that follow from a step (its subject's row, its history), made from the step's outcome
+# and written with the step: on PostgreSQL as more CTEs of the one statement that saves it.
+SideWrites = Callable[[StepOutcome], list[Any]]
+
+
 class TaskScan:
     """One pass over a workflow's tasks: open user tasks, started service calls, status, path."""
 
@@ -210,11 +215,12 @@ class ProcessEngine:
     def start(self, session: Session, process_key: str, *, subject_type: str, subject_id: int,
               province_code: str | None, city_code: str | None = None, school_id: int | None = None,
               data: Mapping[str, Any] | None = None,
-              first_step: tuple[str, Mapping[str, Any]] | None = None) -> StepOutcome:
+              first_step: tuple[str, Mapping[str, Any]] | None = None,
+              side: SideWrites | None = None) -> StepOutcome:
         """Start an instance of the process in force for the province and run it to its first wait.
 
         first_step (lane, data) also completes the first user task of that lane before anything is saved:
-        a declaration created and submitted in one request costs one save, not two.
+        a declaration created and submitted in one request costs one save, not two. side: see SideWrites.
         """
         version = self.current_version(session, process_key, province_code)
         parsed = self._parsed_by_id(session, version.id)
@@ -232,7 +238,7 @@ class ProcessEngine:
         )
         session.add(instance)
         session.flush()
-        return self._save(session, instance, parsed, workflow, actor_id=None)
+        return self._save(session, instance, parsed, workflow, actor_id=None, side=side)
 
     def lock(self, session: Session, instance_id: int) -> ProcessInstance:
         """Load the instance row under a write lock for a load-act-save.
@@ -294,8 +300,8 @@ class ProcessEngine:
         return TaskScan(parsed, workflow).open_tasks
 
     def complete_task(self, session: Session, instance_id: int, task_id: str, *, actor_id: int | None,
-                      lanes: Iterable[str], data: Mapping[str, Any]) -> StepOutcome:
-        """Complete a READY user task in one of the actor's lanes with the submitted data."""
+                      lanes: Iterable[str], data: Mapping[str, Any], side: SideWrites | None = None) -> StepOutcome:
+        """Complete a READY user task in one of the actor's lanes with the submitted data (side: see SideWrites)."""
         instance = self.lock(session, instance_id)
         if instance.completed:
             raise TaskNotAvailable(f"该事项已结束（{instance.status}）")
@@ -312,7 +318,7 @@ class ProcessEngine:
         task.data.update(copy.deepcopy(dict(data)))
         task.run()
         self._run_engine(workflow)
-        return self._save(session, instance, parsed, workflow, actor_id=actor_id)
+        return self._save(session, instance, parsed, workflow, actor_id=actor_id, side=side)
 
     def complete_service(self, session: Session, call: ServiceCall, result: Mapping[str, Any]) -> bool:
         """Complete a STARTED service task with its result; return False if it no longer waits."""
@@ -432,7 +438,7 @@ class ProcessEngine:
 
 
     def _save(self, session: Session, instance: ProcessInstance, parsed: ParsedProcess, workflow: BpmnWorkflow,
-              *, actor_id: int | None) -> StepOutcome:
+              *, actor_id: int | None, side: SideWrites | None = None) -> StepOutcome:
         now = clock.now()
         scan = TaskScan(parsed, workflow)
         known = set(instance.path or [])
@@ -447,20 +453,24 @@ class ProcessEngine:
         instance.lock_version += 1
         instance.updated_at = now
         self._schedule_timers(session, instance, workflow)
+        data = dict(workflow.last_task.data) if workflow.last_task is not None else {}
+        outcome = StepOutcome(instance.id, instance.status, instance.completed, scan.open_tasks, data)
         before = getattr(workflow, "_xpilot_before", None)
         if before is None:
             self._sync_human_tasks(session, instance, scan.open_tasks, actor_id, now)
             self._sync_service_calls(session, instance, scan.started, now, skip=())
+            for statement in side(outcome) if side is not None else []:
+                session.connection().execute(statement)
         else:
             writes = self._human_task_writes(instance, scan.open_tasks, before[0], actor_id, now,
                                              previous_status != instance.status)
             writes += self._service_call_writes(instance, scan.started, before[1], now)
             writes += self._new_service_calls(session, instance,
                                               {k: v for k, v in scan.started.items() if k not in before[1]}, now)
+            writes += side(outcome) if side is not None else []
             self._write(session, instance, writes)
         workflow._xpilot_before = (frozenset(t.task_id for t in scan.open_tasks), frozenset(scan.started))  # type: ignore[attr-defined]
-        data = dict(workflow.last_task.data) if workflow.last_task is not None else {}
-        return StepOutcome(instance.id, instance.status, instance.completed, scan.open_tasks, data)
+        return outcome
 
     _INSTANCE_COLUMNS = ("state", "status", "completed", "lock_version", "updated_at", "next_wake_at", "path")
 

@@ -1,16 +1,17 @@
 """Declarations of certificate pilots by schools (user guide 一.3, 二.2–3)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import and_, select
+from sqlalchemy import Table, and_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app import clock, refcache
-from app.engine.runtime import EngineError, TaskNotAvailable
+from app.engine.runtime import EngineError, StepOutcome, TaskNotAvailable
 from app.forms import FormSpec, build_form, validate
 from app.models.declaration import STATUS_DRAFT, Declaration, DeclarationEvent
 from app.models.masterdata import Certificate, Major, School
@@ -189,20 +190,65 @@ def create_declaration(session: Session, user: User, values: Mapping[str, Any], 
     session.flush()
     data = _process_data(school, cert, decl, user)
     first_step = (ROLE_SCHOOL, _submission(data, decl)) if action == ACTION_SUBMIT else None
+    submit = action == ACTION_SUBMIT
+
+    def changes(outcome: StepOutcome) -> dict[str, Any]:
+        values: dict[str, Any] = {"instance_id": outcome.instance_id, "status": outcome.status}
+        if submit:
+            values.update(locked=locked_after(outcome), submitted_at=now)
+        return values
+
+    writes = DeclarationWrites(decl, user, changes, [("created", "新建申报（草稿）", None, False)]
+                               + ([("submitted", "提交审核", None, True)] if submit else []))
     try:
-        outcome = engine().start(session, "declaration", subject_type="declaration", subject_id=decl.id,
-                                 province_code=school.province_code, city_code=school.city_code,
-                                 school_id=school.id, data=data, first_step=first_step)
+        engine().start(session, "declaration", subject_type="declaration", subject_id=decl.id,
+                       province_code=school.province_code, city_code=school.city_code,
+                       school_id=school.id, data=data, first_step=first_step, side=writes)
     except EngineError as exc:
         raise ServiceError(str(exc)) from exc
-    decl.instance_id = outcome.instance_id
-    _event(session, decl, user, "created", "新建申报（草稿）")
-    decl.status = outcome.status
-    if action == ACTION_SUBMIT:
-        decl.locked = not any(t.lane == ROLE_SCHOOL for t in outcome.open_tasks)
-        decl.submitted_at = clock.now()
-        _event(session, decl, user, "submitted", "提交审核")
+    writes.applied()
     return decl
+
+
+def locked_after(outcome: StepOutcome) -> bool:
+    """A declaration is locked while the school has no open task on it."""
+    return not any(t.lane == ROLE_SCHOOL for t in outcome.open_tasks)
+
+
+class DeclarationWrites:
+    """A declaration's new column values and history entries, made from an engine step's outcome and written
+    with the step (the engine's SideWrites: one statement on PostgreSQL). After the step, applied() shows the
+    new values on the ORM object as already saved.
+
+    events: (action, text, comment, after): after tells whether the entry carries the status after the step.
+    """
+
+    def __init__(self, decl: Declaration, user: User | None, changes: Callable[[StepOutcome], dict[str, Any]],
+                 events: Sequence[tuple[str, str, str | None, bool]]) -> None:
+        self.decl = decl
+        self.user = user
+        self.changes = changes
+        self.events = events
+        self.values: dict[str, Any] = {}
+
+    def __call__(self, outcome: StepOutcome) -> list[Any]:
+        before = self.decl.status
+        self.values = self.changes(outcome)
+        after = self.values.get("status", before)
+        now = clock.now()
+        table = cast(Table, Declaration.__table__)
+        rows = [{"declaration_id": self.decl.id, "at": now, "actor_id": self.user.id if self.user else None,
+                 "actor_name": self.user.display_name if self.user else "系统", "action": action,
+                 "status": after if post else before, "comment": comment or text}
+                for action, text, comment, post in self.events]
+        writes: list[Any] = [table.update().where(table.c.id == self.decl.id).values(**self.values)]
+        if rows:  # one multi-row INSERT: the entries get ascending ids in this order
+            writes.append(cast(Table, DeclarationEvent.__table__).insert().values(rows))
+        return writes
+
+    def applied(self) -> None:
+        for name, value in self.values.items():
+            set_committed_value(self.decl, name, value)
 
 
 def _submission(data: Mapping[str, Any], decl: Declaration) -> dict[str, Any]:
@@ -290,18 +336,18 @@ def _submit(session: Session, decl: Declaration, user: User, school: School, cer
     if task is None or decl.instance_id is None:
         raise Forbidden("该申报已提交审核，不能重复提交")
     data = _submission(_process_data(school, cert, decl, user), decl)
+    now = clock.now()
+    writes = DeclarationWrites(decl, user, lambda outcome: {
+        "status": outcome.status, "locked": locked_after(outcome), "submitted_at": now, "review_comment": None},
+        [("submitted", "提交审核", None, True)])
     try:
-        outcome = engine().complete_task(session, decl.instance_id, task.task_id, actor_id=user.id,
-                                         lanes=[ROLE_SCHOOL], data=data)
+        engine().complete_task(session, decl.instance_id, task.task_id, actor_id=user.id, lanes=[ROLE_SCHOOL],
+                               data=data, side=writes)
     except TaskNotAvailable:
         raise Forbidden("该申报已提交审核，不能重复提交") from None
     except EngineError as exc:
         raise ServiceError(str(exc)) from exc
-    decl.status = outcome.status
-    decl.locked = not any(t.lane == ROLE_SCHOOL for t in outcome.open_tasks)
-    decl.submitted_at = clock.now()
-    decl.review_comment = None
-    _event(session, decl, user, "submitted", "提交审核")
+    writes.applied()
 
 
 def delete_declaration(session: Session, user: User, declaration_id: int) -> None:

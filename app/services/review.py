@@ -17,8 +17,8 @@ from app.models.declaration import STATUS_PENDING, Declaration, DeclarationEvent
 from app.models.masterdata import CERTIFICATE_LEVELS, LEVEL_PREFECTURE, Certificate, Division, School
 from app.models.plan import DeclarationPlan
 from app.models.process import HumanTask
-from app.models.user import ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER, ROLE_SCHOOL, User
-from app.services.declarations import _event, history, major_names
+from app.models.user import ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER, User
+from app.services.declarations import DeclarationWrites, history, locked_after, major_names
 from app.services.errors import Forbidden, NotFound, ServiceError
 
 REVIEW_LANES = (ROLE_PROVINCE_REVIEWER,)
@@ -364,20 +364,21 @@ def decide(session: Session, user: User, declaration_id: int, values: Mapping[st
         session.refresh(decl)
         raise _not_waiting(decl)
     _take(session, user, decl, task)  # implicitly claims an unclaimed one; refuses one held by another
+    now = clock.now()
+    comment = values.get("comment") or None
+    label = "审核通过" if values["decision"] == "approve" else "审核不通过"
+    writes = DeclarationWrites(decl, user, lambda outcome: {
+        "status": outcome.status, "locked": locked_after(outcome), "decided_at": now, "review_comment": comment},
+        [(values["decision"], label, comment, True)])
     try:
         data = {"decision": values["decision"], "comment": values.get("comment", "")}
-        outcome = engine().complete_task(session, decl.instance_id, task.task_id, actor_id=user.id,
-                                         lanes=REVIEW_LANES, data=data)
+        engine().complete_task(session, decl.instance_id, task.task_id, actor_id=user.id, lanes=REVIEW_LANES,
+                               data=data, side=writes)
     except TaskNotAvailable:
         raise Forbidden("该申报已由其他审核员处理，请刷新查看最新结果") from None
     except EngineError as exc:
         raise ServiceError(str(exc)) from exc
-    decl.status = outcome.status
-    decl.locked = not any(t.lane == ROLE_SCHOOL for t in outcome.open_tasks)
-    decl.decided_at = clock.now()
-    decl.review_comment = values.get("comment") or None
-    label = "审核通过" if values["decision"] == "approve" else "审核不通过"
-    _event(session, decl, user, values["decision"], label, comment=values.get("comment") or label)
+    writes.applied()
     return decl
 
 
