@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, cast
 
 from flask import current_app
@@ -237,13 +238,15 @@ class DeclarationWrites:
         after = self.values.get("status", before)
         now = clock.now()
         table = cast(Table, Declaration.__table__)
-        rows = [{"declaration_id": self.decl.id, "at": now, "actor_id": self.user.id if self.user else None,
-                 "actor_name": self.user.display_name if self.user else "系统", "action": action,
-                 "status": after if post else before, "comment": comment or text}
-                for action, text, comment, post in self.events]
+        events = cast(Table, DeclarationEvent.__table__)
         writes: list[Any] = [table.update().where(table.c.id == self.decl.id).values(**self.values)]
-        if rows:  # one multi-row INSERT: the entries get ascending ids in this order
-            writes.append(cast(Table, DeclarationEvent.__table__).insert().values(rows))
+        # One single-row INSERT per entry (a multi-row VALUES has no cached compiled form); statements of one
+        # step run in no set order, so the entries are a microsecond apart to keep their order in the history.
+        writes.extend(events.insert().values(
+            declaration_id=self.decl.id, at=now + timedelta(microseconds=index),
+            actor_id=self.user.id if self.user else None, actor_name=self.user.display_name if self.user else "系统",
+            action=action, status=after if post else before, comment=comment or text)
+            for index, (action, text, comment, post) in enumerate(self.events))
         return writes
 
     def applied(self) -> None:
