@@ -7,10 +7,10 @@ levels, division names. Reading them from the database each time is most of the 
 The logged-in user's account row and school row, read on every request, are kept the same way in a cache of
 their own (kind "accounts"), so that a login, which writes the account row, does not drop the reference data.
 
-Each app keeps them here, valid while a shared **generation number** (one per kind) stays the same. Whoever
-commits a change to such data (an ORM flush touching one of the models of `_kind_of`, or a call to
-`changed()`) bumps the number in Redis after the commit and empties its own copy at once. Other processes look at the number at most once per
-`CHECK_SECONDS`, so they follow a change within about a second. If Redis cannot be asked, nothing is kept
+Each app keeps them here, valid while a shared **generation number** (one per kind, in Redis: see KINDS)
+stays the same. Whoever commits a change to such data (an ORM flush touching one of the models of `_kind_of`,
+or a call to `changed()`) bumps the number after the commit and empties its own copy at once. Other processes
+look at the number at most once per `CHECK_SECONDS`, so they follow a change within about a second. If Redis cannot be asked, nothing is kept
 (every lookup goes to the database) until it can. A copy is also dropped after `MAX_AGE_SECONDS` whatever the
 number says, in case a bump was lost between commit and Redis.
 
@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 log = logging.getLogger(__name__)
-GENERATION_KEY = "xpilot:refgen"
 CHECK_SECONDS = 1.0
 MAX_AGE_SECONDS = 300.0
 T = TypeVar("T")
@@ -106,8 +105,8 @@ def _redis_bump(key: str) -> Callable[[], None]:
     return bump
 
 
-# kind -> generation key in Redis. "reference": master data, plans' certificates, process versions;
-# "accounts": user rows (who is logged in is checked on every request).
+# kind -> generation key in Redis. "reference": master data, plans and their certificates, process versions;
+# "accounts": account and school rows (who is logged in is checked on every request).
 KINDS = {"reference": "xpilot:refgen", "accounts": "xpilot:usergen"}
 
 

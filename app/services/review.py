@@ -246,12 +246,13 @@ def _open_review_task(session: Session, instance_id: int | None, fresh: bool = F
 
 
 def _declaration_of_province(session: Session, user: User, declaration_id: int, whole: bool = False) -> Declaration:
-    """Return a declaration of the reviewer's province (whole: with its school, plan and certificate, one query)."""
+    """Return a declaration of the reviewer's province (whole: with its school, plan, certificate and the school's
+    divisions attached from the kept copies, see app.refcache)."""
     province = _require_reviewer(user)
     decl = session.get(Declaration, declaration_id)
     if decl is None or decl.province_code != province:
         raise NotFound("申报不存在")
-    if whole:  # the rows the page shows, from the kept copies: decl.school, school.city ... then cost no query
+    if whole:  # decl.school, school.city ... then cost no query
         school = refcache.attach(session, School, decl.school_id, kind="accounts")
         refcache.attach(session, DeclarationPlan, decl.plan_id)
         refcache.attach(session, Certificate, decl.certificate_id)
