@@ -246,21 +246,19 @@ class ProcessEngine:
         The lock lasts until the transaction ends, so a second lock of the same instance in the same
         transaction returns the row already held instead of asking the database again.
         """
-        held: dict[int, ProcessInstance] = session.info.setdefault(_HELD, {})
-        instance = held.get(instance_id)
-        if instance is not None:
-            return instance
-        stmt = select(ProcessInstance).where(ProcessInstance.id == instance_id).with_for_update()
-        instance = session.scalars(stmt.execution_options(populate_existing=True)).first()
+        instance = session.info.get(_HELD, {}).get(instance_id) or self._lock_where(session, instance_id)
         if instance is None:
             raise EngineError("流程实例不存在")
-        held[instance_id] = instance
         return instance
 
     def lock_of_call(self, session: Session, call_id: int) -> ProcessInstance | None:
         """Lock the instance a service call belongs to, in one statement; None if there is no such call."""
-        owner = select(ServiceCall.instance_id).where(ServiceCall.id == call_id).scalar_subquery()
-        stmt = select(ProcessInstance).where(ProcessInstance.id == owner).with_for_update()
+        return self._lock_where(session, select(ServiceCall.instance_id).where(ServiceCall.id == call_id)
+                                .scalar_subquery())
+
+    @staticmethod
+    def _lock_where(session: Session, instance_id: Any) -> ProcessInstance | None:
+        stmt = select(ProcessInstance).where(ProcessInstance.id == instance_id).with_for_update()
         instance = session.scalars(stmt.execution_options(populate_existing=True)).first()
         if instance is not None:
             session.info.setdefault(_HELD, {})[instance.id] = instance

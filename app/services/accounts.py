@@ -107,12 +107,9 @@ def load_user(session: Session, token: str) -> User | None:
         user_id, version = (int(p) for p in token.split(":", 1))
     except ValueError:
         return None
-    user = _attached_user(session, user_id)
+    # the row as of the accounts cache (followed across processes within a second, see app.refcache)
+    user = refcache.attach(session, User, user_id, kind="accounts")
     if user is None or user.session_token != version or not user.is_active_account:
         return None
     return user
 
-
-def _attached_user(session: Session, user_id: int) -> User | None:
-    """The user row as of the accounts cache (followed across processes within a second, see app.refcache)."""
-    return refcache.attach(session, User, user_id, kind="accounts")

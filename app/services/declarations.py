@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from flask import current_app
@@ -242,11 +242,9 @@ class DeclarationWrites:
         writes: list[Any] = [table.update().where(table.c.id == self.decl.id).values(**self.values)]
         # One single-row INSERT per entry (a multi-row VALUES has no cached compiled form); statements of one
         # step run in no set order, so the entries are a microsecond apart to keep their order in the history.
-        writes.extend(events.insert().values(
-            declaration_id=self.decl.id, at=now + timedelta(microseconds=index),
-            actor_id=self.user.id if self.user else None, actor_name=self.user.display_name if self.user else "系统",
-            action=action, status=after if post else before, comment=comment or text)
-            for index, (action, text, comment, post) in enumerate(self.events))
+        writes.extend(events.insert().values(**_event_row(self.decl, self.user, now + timedelta(microseconds=index),
+                                                         action, after if post else before, comment or text))
+                      for index, (action, text, comment, post) in enumerate(self.events))
         return writes
 
     def applied(self) -> None:
@@ -396,9 +394,14 @@ def history(session: Session, declaration_id: int) -> list[DeclarationEvent]:
 
 def _event(session: Session, decl: Declaration, user: User | None, action: str, text: str,
            comment: str | None = None) -> None:
-    session.add(DeclarationEvent(declaration_id=decl.id, at=clock.now(), actor_id=user.id if user else None,
-                                 actor_name=(user.display_name if user else "系统"), action=action,
-                                 status=decl.status, comment=comment or text))
+    session.add(DeclarationEvent(**_event_row(decl, user, clock.now(), action, decl.status, comment or text)))
+
+
+def _event_row(decl: Declaration, user: User | None, at: datetime, action: str, status: str,
+               comment: str) -> dict[str, Any]:
+    return {"declaration_id": decl.id, "at": at, "actor_id": user.id if user else None,
+            "actor_name": user.display_name if user else "系统", "action": action, "status": status,
+            "comment": comment}
 
 
 def major_names(session: Session, codes: list[str]) -> dict[str, str]:

@@ -198,7 +198,7 @@ def _deliver_single_phase(session: Session, message_id: int, backend: SmsBackend
     held = sms.claim(session, message_id, backend, policy)
     if held.message is None:
         return held.step
-    return sms.record(session, held, sms.call_provider(held, backend), policy, relock=False)
+    return sms.record(session, held, sms.call_provider(held, backend), policy)
 
 
 def _record_failure(call_id: int, exc: Exception) -> None:
@@ -278,8 +278,8 @@ def catch_up(grace_seconds: float = 3.0) -> dict[str, int]:
     """Run what is overdue even if RQ's scheduler is not moving (a dead worker can hold its lock for minutes).
 
     Scheduled jobs past due by more than the grace are moved to the queue, instances whose timers are past
-    due get a wake job unless one is already waiting, and untried service calls get a drain job. Every job here is idempotent, so a job
-    the scheduler also moves at the same moment only runs twice to no effect.
+    due get a wake job unless one is already waiting, and untried service calls get a drain job. Every job
+    here is idempotent, so a job the scheduler also moves at the same moment only runs twice to no effect.
     """
     from rq.exceptions import NoSuchJobError
     from rq.registry import ScheduledJobRegistry

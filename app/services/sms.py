@@ -155,16 +155,16 @@ def queue_message(session: Session, *, key: str, phone: str, template: str, para
                          status=SMS_QUEUED, province_code=province_code)
     session.add(message)
     session.flush()
-    session.info.setdefault(_INSERTED, {})[message.id] = message
+    session.info.setdefault(_HELD, {})[message.id] = message  # no other transaction can see it yet
     return message
 
 
-_INSERTED = "xpilot_inserted_messages"  # session.info: messages inserted by the open transaction
+_HELD = "xpilot_held_messages"  # session.info: messages the open transaction inserted or locked
 
 
 @event.listens_for(Session, "after_transaction_end")
-def _forget_inserted(session: Session, _transaction: Any) -> None:
-    session.info.pop(_INSERTED, None)
+def _forget_held(session: Session, _transaction: Any) -> None:
+    session.info.pop(_HELD, None)
 
 
 def delivery_ref(message: SmsMessage) -> str:
@@ -238,12 +238,16 @@ def is_stale_sending(message: SmsMessage, now: datetime | None = None) -> bool:
 
 
 def _locked(session: Session, message_id: int) -> SmsMessage | None:
-    own = session.info.get(_INSERTED, {}).get(message_id)
-    if own is not None:
-        return own  # inserted by this transaction: no other one can see it, let alone hold it
-    stmt = select(SmsMessage).where(SmsMessage.id == message_id).with_for_update().execution_options(
-        populate_existing=True)
-    return session.scalars(stmt).first()
+    """Lock the message row until the transaction ends (a second call in the same transaction asks nothing)."""
+    held: dict[int, SmsMessage] = session.info.setdefault(_HELD, {})
+    message = held.get(message_id)
+    if message is None:
+        stmt = select(SmsMessage).where(SmsMessage.id == message_id).with_for_update().execution_options(
+            populate_existing=True)
+        message = session.scalars(stmt).first()
+        if message is not None:
+            held[message_id] = message
+    return message
 
 
 def claim(session: Session, message_id: int, backend: SmsBackend, policy: RetryPolicy) -> Claim:
@@ -291,14 +295,10 @@ def call_provider(held: Claim, backend: SmsBackend) -> DeliveryResult:
     return backend.send(message)
 
 
-def record(session: Session, held: Claim, result: DeliveryResult, policy: RetryPolicy, relock: bool = True) -> Step:
-    """Record the provider's answer if the message still carries this claim.
-
-    relock=False: the claim was made in this same transaction (a single-phase backend), whose row lock still
-    holds, so the row cannot have changed since.
-    """
+def record(session: Session, held: Claim, result: DeliveryResult, policy: RetryPolicy) -> Step:
+    """Record the provider's answer if the message still carries this claim."""
     assert held.message is not None
-    message = _locked(session, held.message.id) if relock else held.message
+    message = _locked(session, held.message.id)
     if message is None or message.status != SMS_SENDING or message.next_attempt_at != held.deadline:
         log.warning("sms %s: claim lost before recording the answer (%s)", held.message.id,
                     "sent" if result.ok else result.code)
