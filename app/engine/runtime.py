@@ -17,7 +17,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app import clock
+from app import clock, rowwrites
 from app.engine.expressions import ExpressionError, evaluate
 from app.engine.script_engine import SAFE_ENGINE
 from app.engine.service_task import DeferredServiceTask
@@ -25,6 +25,7 @@ from app.engine.specs import SPEC_CACHE, InvalidProcess, ParsedProcess, parse_pr
 from app.engine.state import compact, dump_state, load_state
 from app.extensions import after_commit
 from app.models.process import HumanTask, ProcessInstance, ProcessVersion, ServiceCall
+from app.rowwrites import RowWrite
 
 
 class EngineError(Exception):
@@ -91,7 +92,7 @@ class StepOutcome:
 
 # The caller's own writes that follow from a step (its subject's row, its history), made from the step's outcome
 # and written with the step: on PostgreSQL as more CTEs of the one statement that saves it.
-SideWrites = Callable[[StepOutcome], list[Any]]
+SideWrites = Callable[[StepOutcome], list[RowWrite]]
 
 
 class TaskScan:
@@ -455,42 +456,32 @@ class ProcessEngine:
         outcome = StepOutcome(instance.id, instance.status, instance.completed, scan.open_tasks, data)
         before = getattr(workflow, "_xpilot_before", None)
         if before is None:
-            self._sync_human_tasks(session, instance, scan.open_tasks, actor_id, now)
-            self._sync_service_calls(session, instance, scan.started, now, skip=())
-            for statement in side(outcome) if side is not None else []:
-                session.connection().execute(statement)
+            open_before = self._open_task_ids(session, instance)
+            calls_before = self._call_task_ids(session, instance)
         else:
-            writes = self._human_task_writes(instance, scan.open_tasks, before[0], actor_id, now,
-                                             previous_status != instance.status)
-            writes += self._service_call_writes(instance, scan.started, before[1], now)
-            writes += self._new_service_calls(session, instance,
-                                              {k: v for k, v in scan.started.items() if k not in before[1]}, now)
-            writes += side(outcome) if side is not None else []
-            self._write(session, instance, writes)
+            open_before, calls_before = before
+        writes = self._human_task_writes(instance, scan.open_tasks, open_before, actor_id, now,
+                                         before is None or previous_status != instance.status)
+        writes += self._service_call_writes(instance, scan.started, calls_before, now)
+        writes += self._new_service_calls(session, instance,
+                                          {k: v for k, v in scan.started.items() if k not in calls_before}, now)
+        writes += side(outcome) if side is not None else []
+        self._write(session, instance, writes)
         workflow._xpilot_before = (frozenset(t.task_id for t in scan.open_tasks), frozenset(scan.started))  # type: ignore[attr-defined]
         return outcome
 
     _INSTANCE_COLUMNS = ("state", "status", "completed", "lock_version", "updated_at", "next_wake_at", "path")
 
     @classmethod
-    def _write(cls, session: Session, instance: ProcessInstance, writes: list[Any]) -> None:
-        """Write the step's task-table changes and the instance row.
+    def _write(cls, session: Session, instance: ProcessInstance, writes: list[RowWrite]) -> None:
+        """Write the instance row and the step's other rows (task tables, the caller's side writes).
 
-        On PostgreSQL all of it goes in one statement (the task-table changes as data-modifying CTEs of
-        the instance UPDATE), so a step costs the same round trips as a plain row update: lock, write,
-        commit. Elsewhere the statements run one by one and the ORM writes the instance.
+        On PostgreSQL all of it goes in one statement (the other rows as data-modifying CTEs of the instance
+        UPDATE), so a step costs the same round trips as a plain row update: lock, write, commit.
         """
-        conn = session.connection()
-        if conn.dialect.name != "postgresql":
-            for statement in writes:
-                conn.execute(statement)
-            return
-        table = cast(Table, ProcessInstance.__table__)
         values = {name: getattr(instance, name) for name in cls._INSTANCE_COLUMNS}
-        statement = table.update().where(table.c.id == instance.id).values(**values)
-        for index, write in enumerate(writes):
-            statement = statement.add_cte(write.cte(f"step_write_{index}"))
-        conn.execute(statement)
+        table = cast(Table, ProcessInstance.__table__)
+        rowwrites.execute(session.connection(), writes, head=RowWrite(table, values, {"id": instance.id}))
         for name, value in values.items():
             set_committed_value(instance, name, value)
 
@@ -504,58 +495,42 @@ class ProcessEngine:
                 "created_at": now, "due_at": datetime.fromisoformat(due) if isinstance(due, str) else None}
 
     def _human_task_writes(self, instance: ProcessInstance, open_tasks: list[OpenTask], before: frozenset[str],
-                           actor_id: int | None, now: datetime, status_changed: bool) -> list[Any]:
-        """Return the statements that bring human_task rows in line with the step, without reading them."""
+                           actor_id: int | None, now: datetime, status_changed: bool) -> list[RowWrite]:
+        """Return the writes that bring human_task rows in line with the step, without reading them."""
         table = cast(Table, HumanTask.__table__)
         after = {t.task_id for t in open_tasks}
-        writes: list[Any] = []
-        closed = before - after
-        if closed:
-            writes.append(table.update().where(
-                table.c.instance_id == instance.id, table.c.task_id.in_(sorted(closed)),
-                table.c.completed_at.is_(None)).values(completed_at=now, completed_by_id=actor_id))
-        kept = before & after
-        if kept and status_changed:
-            writes.append(table.update().where(
-                table.c.instance_id == instance.id, table.c.task_id.in_(sorted(kept)),
-                table.c.completed_at.is_(None)).values(status_label=instance.status))
-        # One single-row INSERT per new task: unlike a multi-row VALUES, it has a cached compiled form.
-        writes.extend(table.insert().values(**self._new_human_task(instance, t, now))
-                      for t in open_tasks if t.task_id not in before)
+        writes = [RowWrite(table, {"completed_at": now, "completed_by_id": actor_id},
+                           {"instance_id": instance.id, "task_id": task_id}, "open")
+                  for task_id in sorted(before - after)]
+        if status_changed:
+            writes.extend(RowWrite(table, {"status_label": instance.status},
+                                   {"instance_id": instance.id, "task_id": task_id}, "open")
+                          for task_id in sorted(before & after))
+        writes.extend(RowWrite(table, self._new_human_task(instance, t, now)) for t in open_tasks if t.task_id not in before)
         return writes
 
-    def _sync_human_tasks(self, session: Session, instance: ProcessInstance, open_tasks: list[OpenTask],
-                          actor_id: int | None, now: datetime) -> None:
-        """Bring human_task rows in line by reading the open ones (after a change made outside a step)."""
-        rows = session.scalars(select(HumanTask).where(
-            HumanTask.instance_id == instance.id, HumanTask.completed_at.is_(None))).all()
-        existing = frozenset(row.task_id for row in rows)
-        for statement in self._human_task_writes(instance, open_tasks, existing, actor_id, now, True):
-            session.connection().execute(statement)
+    @staticmethod
+    def _open_task_ids(session: Session, instance: ProcessInstance) -> frozenset[str]:
+        """The open human_task rows of an instance (read when a workflow changed outside a step)."""
+        return frozenset(session.scalars(select(HumanTask.task_id).where(
+            HumanTask.instance_id == instance.id, HumanTask.completed_at.is_(None))).all())
+
+    @staticmethod
+    def _call_task_ids(session: Session, instance: ProcessInstance) -> frozenset[str]:
+        return frozenset(session.scalars(select(ServiceCall.task_id).where(
+            ServiceCall.instance_id == instance.id, ServiceCall.status.in_(("pending", "failed", "done")))).all())
 
     @staticmethod
     def _service_call_writes(instance: ProcessInstance, started: dict[str, Any], before: frozenset[str],
-                             now: datetime) -> list[Any]:
-        """Return the statement that closes the calls of service tasks that no longer wait."""
-        ended = before - set(started)
-        if not ended:
-            return []
+                             now: datetime) -> list[RowWrite]:
+        """Return the writes that close the calls of service tasks that no longer wait."""
         table = cast(Table, ServiceCall.__table__)
-        return [table.update().where(table.c.instance_id == instance.id, table.c.task_id.in_(sorted(ended)),
-                                     table.c.status.in_(("pending", "failed"))).values(status="cancelled",
-                                                                                       updated_at=now)]
-
-    def _sync_service_calls(self, session: Session, instance: ProcessInstance, started: dict[str, Any],
-                            now: datetime, skip: Iterable[str]) -> None:
-        rows = frozenset(session.scalars(select(ServiceCall.task_id).where(
-            ServiceCall.instance_id == instance.id, ServiceCall.status.in_(("pending", "failed", "done")))).all())
-        writes = self._service_call_writes(instance, started, rows, now)
-        writes += self._new_service_calls(session, instance, {k: v for k, v in started.items() if k not in rows}, now)
-        for statement in writes:
-            session.connection().execute(statement)
+        return [RowWrite(table, {"status": "cancelled", "updated_at": now},
+                         {"instance_id": instance.id, "task_id": task_id}, "live call")
+                for task_id in sorted(before - set(started))]
 
     def _new_service_calls(self, session: Session, instance: ProcessInstance, started: dict[str, Any],
-                           now: datetime) -> list[Any]:
+                           now: datetime) -> list[RowWrite]:
         """Return the INSERTs of the calls of newly started service tasks; the worker is told after the commit."""
         table = cast(Table, ServiceCall.__table__)
         writes = []
@@ -563,10 +538,10 @@ class ProcessEngine:
             call = task._get_internal_data("service_call") or {}
             spec = task.task_spec
             retries = int(spec.retries) if str(spec.retries or "").isdigit() else 3
-            writes.append(table.insert().values(
-                instance_id=instance.id, task_id=task_id, task_name=spec.name,
-                operation=call.get("operation", spec.operation_name), params=call.get("params", {}), status="pending",
-                attempts=0, max_retries=retries, created_at=now, updated_at=now))
+            writes.append(RowWrite(table, {
+                "instance_id": instance.id, "task_id": task_id, "task_name": spec.name,
+                "operation": call.get("operation", spec.operation_name), "params": call.get("params", {}),
+                "status": "pending", "attempts": 0, "max_retries": retries, "created_at": now, "updated_at": now}))
         if writes:
             after_commit(session, self.hooks.service_calls_ready)
         return writes

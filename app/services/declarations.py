@@ -26,6 +26,7 @@ from app.models.plan import (
 )
 from app.models.process import HumanTask
 from app.models.user import ROLE_SCHOOL, User
+from app.rowwrites import RowWrite
 from app.services.errors import Forbidden, NotFound, ServiceError
 
 ACTION_SAVE = "save"
@@ -232,18 +233,18 @@ class DeclarationWrites:
         self.events = events
         self.values: dict[str, Any] = {}
 
-    def __call__(self, outcome: StepOutcome) -> list[Any]:
+    def __call__(self, outcome: StepOutcome) -> list[RowWrite]:
         before = self.decl.status
         self.values = self.changes(outcome)
         after = self.values.get("status", before)
         now = clock.now()
         table = cast(Table, Declaration.__table__)
         events = cast(Table, DeclarationEvent.__table__)
-        writes: list[Any] = [table.update().where(table.c.id == self.decl.id).values(**self.values)]
-        # One single-row INSERT per entry (a multi-row VALUES has no cached compiled form); statements of one
-        # step run in no set order, so the entries are a microsecond apart to keep their order in the history.
-        writes.extend(events.insert().values(**_event_row(self.decl, self.user, now + timedelta(microseconds=index),
-                                                         action, after if post else before, comment or text))
+        writes = [RowWrite(table, self.values, {"id": self.decl.id})]
+        # Statements of one step run in no set order, so the entries are a microsecond apart to keep their
+        # order in the history.
+        writes.extend(RowWrite(events, _event_row(self.decl, self.user, now + timedelta(microseconds=index),
+                                                  action, after if post else before, comment or text))
                       for index, (action, text, comment, post) in enumerate(self.events))
         return writes
 
