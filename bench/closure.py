@@ -210,7 +210,6 @@ class Dataset:
                 for call in session.scalars(select(ServiceCall).where(ServiceCall.instance_id == decl.instance_id,
                                                                       ServiceCall.status == "pending")):
                     engine().complete_service(session, call, {"message_id": 0})
-                    call.status = "done"
             session.flush()
             ids[kind] = decl.id
         session.commit()

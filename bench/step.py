@@ -178,7 +178,6 @@ class Bench:
             ServiceCall.instance_id == instance_id, ServiceCall.status == "pending")).all()
         for call in calls:
             self.engine.complete_service(self.session, call, {"message_id": 0})
-            call.status = "done"
         self.session.commit()
 
     def loop(self, instance_id: int) -> None:

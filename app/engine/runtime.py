@@ -252,10 +252,17 @@ class ProcessEngine:
             raise EngineError("流程实例不存在")
         return instance
 
-    def lock_of_call(self, session: Session, call_id: int) -> ProcessInstance | None:
-        """Lock the instance a service call belongs to, in one statement; None if there is no such call."""
-        return self._lock_where(session, select(ServiceCall.instance_id).where(ServiceCall.id == call_id)
-                                .scalar_subquery())
+    def lock_of_call(self, session: Session, call_id: int) -> ServiceCall | None:
+        """Lock the instance a service call belongs to and return the call, in one statement (None: no such call)."""
+        stmt = (select(ServiceCall, ProcessInstance).join(ProcessInstance, ProcessInstance.id == ServiceCall.instance_id)
+                .where(ServiceCall.id == call_id).with_for_update(of=ProcessInstance)
+                .execution_options(populate_existing=True))
+        row = session.execute(stmt).first()
+        if row is None:
+            return None
+        call, instance = row
+        session.info.setdefault(_HELD, {})[instance.id] = instance
+        return call  # type: ignore[no-any-return]
 
     @staticmethod
     def _lock_where(session: Session, instance_id: Any) -> ProcessInstance | None:
@@ -320,7 +327,8 @@ class ProcessEngine:
         return self._save(session, instance, parsed, workflow, actor_id=actor_id, side=side)
 
     def complete_service(self, session: Session, call: ServiceCall, result: Mapping[str, Any]) -> bool:
-        """Complete a STARTED service task with its result; return False if it no longer waits."""
+        """Complete a STARTED service task with its result and mark its call done; return False if it no longer
+        waits (the call is left as it is)."""
         instance = self.lock(session, call.instance_id)
         if instance.completed:
             return False
@@ -335,7 +343,16 @@ class ProcessEngine:
         task.data[spec.result_variable] = copy.deepcopy(dict(result))
         task.complete()
         self._run_engine(workflow)
-        self._save(session, instance, parsed, workflow, actor_id=None)
+        # The call's own row is written with the step as done (rather than closed as a call that stopped waiting).
+        open_before, calls_before = workflow._xpilot_before  # type: ignore[attr-defined]
+        workflow._xpilot_before = (open_before, calls_before - {call.task_id})  # type: ignore[attr-defined]
+        done = {"status": "done", "attempts": call.attempts + 1, "result": copy.deepcopy(dict(result)),
+                "updated_at": clock.now()}
+        table = cast(Table, ServiceCall.__table__)
+        self._save(session, instance, parsed, workflow, actor_id=None,
+                   side=lambda outcome: [RowWrite(table, done, {"id": call.id})])
+        for name, value in done.items():
+            set_committed_value(call, name, value)
         return True
 
     def wake(self, session: Session, instance_id: int) -> StepOutcome | None:

@@ -150,8 +150,8 @@ def run_service_call(call_id: int) -> str:
     from app.services.processes import engine
 
     session = db.session()
-    # Take the instance lock first so that a duplicate job waits, then finds the call done.
-    call = session.get(ServiceCall, call_id) if engine().lock_of_call(session, call_id) is not None else None
+    # Take the instance lock with the call so that a duplicate job waits, then finds the call done.
+    call = engine().lock_of_call(session, call_id)
     if call is None or call.status != "pending":
         session.rollback()
         return "skipped"
@@ -159,10 +159,11 @@ def run_service_call(call_id: int) -> str:
         handler = HANDLERS[call.operation]
         result = handler.func(session, call)
         completed = engine().complete_service(session, call, result)
-        call.status = "done" if completed else "cancelled"
-        call.attempts += 1
-        call.result = result
-        call.updated_at = clock.now()
+        if not completed:
+            call.status = "cancelled"
+            call.attempts += 1
+            call.result = result
+            call.updated_at = clock.now()
         message_id = result.get("message_id") if isinstance(result, dict) else None
         if completed and message_id:
             _deliver_with_call(session, int(message_id))

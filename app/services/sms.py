@@ -251,7 +251,8 @@ def _locked(session: Session, message_id: int) -> SmsMessage | None:
 
 
 def claim(session: Session, message_id: int, backend: SmsBackend, policy: RetryPolicy) -> Claim:
-    """Lock the message and claim it for an attempt if it is due; the caller commits (two-phase) and calls out."""
+    """Lock the message and claim it for an attempt if it is due (in the session: the caller commits, before
+    calling out when the backend is two-phase)."""
     message = _locked(session, message_id)
     if message is None:
         return Claim(Step("missing"))
@@ -275,7 +276,6 @@ def claim(session: Session, message_id: int, backend: SmsBackend, policy: RetryP
     message.status = SMS_SENDING
     message.backend = backend.name
     message.next_attempt_at = deadline
-    session.flush()
     return Claim(Step(SMS_SENDING, message.attempts), message, deadline, reconcile, interrupted)
 
 
@@ -296,7 +296,7 @@ def call_provider(held: Claim, backend: SmsBackend) -> DeliveryResult:
 
 
 def record(session: Session, held: Claim, result: DeliveryResult, policy: RetryPolicy) -> Step:
-    """Record the provider's answer if the message still carries this claim."""
+    """Record the provider's answer if the message still carries this claim (in the session: the caller commits)."""
     assert held.message is not None
     message = _locked(session, held.message.id)
     if message is None or message.status != SMS_SENDING or message.next_attempt_at != held.deadline:
@@ -320,7 +320,6 @@ def record(session: Session, held: Claim, result: DeliveryResult, policy: RetryP
         else:
             message.status = SMS_UNKNOWN if result.uncertain else SMS_FAILED
             message.next_attempt_at = None
-    session.flush()
     return Step(message.status, message.attempts, wait)
 
 
