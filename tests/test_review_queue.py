@@ -225,7 +225,7 @@ def test_a_claim_shows_its_holder_and_only_the_holder_may_decide_or_release(app,
     assert late.status_code == 403 and "不在待审核状态" in late.get_data(as_text=True)
 
 
-def test_deciding_an_unclaimed_declaration_claims_it_and_a_second_decision_is_refused(app, season):
+def test_deciding_an_unclaimed_declaration_records_the_reviewer_and_a_second_decision_is_refused(app, season):
     decl_id = season["ids"][PENGCHENG]
     b = client_of(app, "gd_reviewer2")
     assert b.post(f"/review/declarations/{decl_id}", data={"decision": "approve"}).status_code == 302
@@ -233,7 +233,7 @@ def test_deciding_an_unclaimed_declaration_claims_it_and_a_second_decision_is_re
         task = db.session.scalars(select(HumanTask).where(HumanTask.subject_id == decl_id,
                                                           HumanTask.lane == "province_reviewer")).one()
         holder = db.session.scalars(select(User).where(User.username == "gd_reviewer2")).one()
-        assert task.claimed_by_id == holder.id and task.completed_by_id == holder.id
+        assert task.completed_by_id == holder.id and task.completed_at is not None
     second = client_of(app, "gd_reviewer").post(f"/review/declarations/{decl_id}",
                                                 data={"decision": "reject", "comment": "再审"})
     assert second.status_code == 403 and "不在待审核状态" in second.get_data(as_text=True)
@@ -276,6 +276,28 @@ def test_two_reviewers_claiming_at_once_one_wins_and_the_other_is_told_who(app, 
                                                           HumanTask.completed_at.is_(None))).one()
         assert task.claimed_by_id == holder.id and task.claimed_at is not None
         assert f"该申报已由{holder.display_name}于" in refused
+
+
+def test_a_claim_racing_a_decision_either_comes_first_and_blocks_it_or_finds_it_decided(app, season):
+    decl_id = season["ids"][FOSHAN]
+    a, b = client_of(app, "gd_reviewer"), client_of(app, "gd_reviewer2")
+    url = f"/review/declarations/{decl_id}"
+    claim, decision = _race(app, [lambda: b.post(url + "/claim"),
+                                  lambda: a.post(url, data={"decision": "approve"})])
+    # Exactly one wins: the claim (the decision is then refused, naming the holder) or the decision (the claim
+    # then finds nothing waiting).
+    assert sorted((claim.status_code, decision.status_code)) == [302, 403], (claim.status_code, decision.status_code)
+    with app.app_context():
+        task = db.session.scalars(select(HumanTask).where(HumanTask.subject_id == decl_id,
+                                                          HumanTask.lane == "province_reviewer")).one()
+        status = db.session.get(Declaration, decl_id).status
+        b_id = db.session.scalars(select(User.id).where(User.username == "gd_reviewer2")).one()
+        if claim.status_code == 302:
+            assert task.completed_at is None and task.claimed_by_id == b_id and status == "待审核"
+            assert "该申报已由" in decision.get_data(as_text=True)
+        else:
+            assert task.completed_at is not None and task.claimed_by_id is None and status == "审核通过"
+            assert "不在待审核状态" in claim.get_data(as_text=True)
 
 
 def test_bulk_approval_decides_each_through_its_process_and_names_the_skipped(app, season):

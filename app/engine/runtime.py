@@ -261,15 +261,20 @@ class ProcessEngine:
         if row is None:
             return None
         call, instance = row
-        session.info.setdefault(_HELD, {})[instance.id] = instance
+        self.hold(session, instance)
         return call  # type: ignore[no-any-return]
 
     @staticmethod
-    def _lock_where(session: Session, instance_id: Any) -> ProcessInstance | None:
+    def hold(session: Session, instance: ProcessInstance) -> None:
+        """Record an instance row the caller read fresh under a write lock in a statement of its own (SELECT ...
+        FOR UPDATE OF process_instance, populate_existing), so that steps in this transaction use it as locked."""
+        session.info.setdefault(_HELD, {})[instance.id] = instance
+
+    def _lock_where(self, session: Session, instance_id: Any) -> ProcessInstance | None:
         stmt = select(ProcessInstance).where(ProcessInstance.id == instance_id).with_for_update()
         instance = session.scalars(stmt.execution_options(populate_existing=True)).first()
         if instance is not None:
-            session.info.setdefault(_HELD, {})[instance.id] = instance
+            self.hold(session, instance)
         return instance
 
     def _parsed_by_id(self, session: Session, version_id: int) -> ParsedProcess:

@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Select, Update, and_, func, select, update
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app import clock, refcache
@@ -16,7 +16,7 @@ from app.models import declaration as declaration_model
 from app.models.declaration import STATUS_PENDING, Declaration, DeclarationEvent
 from app.models.masterdata import CERTIFICATE_LEVELS, LEVEL_PREFECTURE, Certificate, Division, School
 from app.models.plan import DeclarationPlan
-from app.models.process import HumanTask
+from app.models.process import HumanTask, ProcessInstance
 from app.models.user import ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER, User
 from app.services.declarations import DeclarationWrites, history, locked_after, major_names
 from app.services.errors import Forbidden, NotFound, ServiceError
@@ -235,30 +235,43 @@ def queue_page(session: Session, user: User, args: Mapping[str, str]) -> QueuePa
     return page
 
 
-def _open_review_task(session: Session, instance_id: int | None, fresh: bool = False) -> HumanTask | None:
-    if instance_id is None:
-        return None
-    stmt = select(HumanTask).where(HumanTask.instance_id == instance_id, HumanTask.lane.in_(REVIEW_LANES),
-                                   HumanTask.completed_at.is_(None)).order_by(HumanTask.id)
-    if fresh:
-        stmt = stmt.execution_options(populate_existing=True)
-    return session.scalars(stmt).first()
+def _declaration_and_task(session: Session, user: User, declaration_id: int,
+                          lock: bool) -> tuple[Declaration, HumanTask | None]:
+    """Return a declaration of the reviewer's province and its open review task, in one statement.
 
+    lock: also lock its process instance (until the transaction ends) and read both fresh, so that the task
+    read is the one a decision in this transaction completes. Claims and releases take the same lock.
+    """
+    from app.services.processes import engine
 
-def _declaration_of_province(session: Session, user: User, declaration_id: int, whole: bool = False) -> Declaration:
-    """Return a declaration of the reviewer's province (whole: with its school, plan, certificate and the school's
-    divisions attached from the kept copies, see app.refcache)."""
     province = _require_reviewer(user)
-    decl = session.get(Declaration, declaration_id)
-    if decl is None or decl.province_code != province:
+    stmt = (select(Declaration, HumanTask)
+            .outerjoin(HumanTask, and_(HumanTask.instance_id == Declaration.instance_id,
+                                       HumanTask.lane.in_(REVIEW_LANES), HumanTask.completed_at.is_(None)))
+            .where(Declaration.id == declaration_id).order_by(HumanTask.id).limit(1))
+    row = None
+    if lock:
+        row = session.execute(stmt.add_columns(ProcessInstance)
+                              .join(ProcessInstance, ProcessInstance.id == Declaration.instance_id)
+                              .with_for_update(of=ProcessInstance)
+                              .execution_options(populate_existing=True)).first()
+        if row is not None:
+            engine().hold(session, row[2])
+    if row is None:  # not locking, or a declaration without a process (it has no task either)
+        row = session.execute(stmt).first()
+    if row is None or row[0].province_code != province:
         raise NotFound("申报不存在")
-    if whole:  # decl.school, school.city ... then cost no query
-        school = refcache.attach(session, School, decl.school_id, kind="accounts")
-        refcache.attach(session, DeclarationPlan, decl.plan_id)
-        refcache.attach(session, Certificate, decl.certificate_id)
-        for code in {school.province_code, school.city_code} - {None} if school is not None else ():
-            refcache.attach(session, Division, code)
-    return decl
+    return row[0], row[1]
+
+
+def _attach_whole(session: Session, decl: Declaration) -> None:
+    """Attach the declaration's school, plan, certificate and the school's divisions from the kept copies (see
+    app.refcache), so that decl.school, school.city ... cost no query."""
+    school = refcache.attach(session, School, decl.school_id, kind="accounts")
+    refcache.attach(session, DeclarationPlan, decl.plan_id)
+    refcache.attach(session, Certificate, decl.certificate_id)
+    for code in {school.province_code, school.city_code} - {None} if school is not None else ():
+        refcache.attach(session, Division, code)
 
 
 def _holder_name(session: Session, task: HumanTask | None) -> str | None:
@@ -272,15 +285,14 @@ def review_context(session: Session, user: User, declaration_id: int, whole: boo
                    for_update: bool = False) -> tuple[Declaration, HumanTask | None, FormSpec]:
     """Return a declaration of the reviewer's province, its open review task and the review form.
 
-    for_update: take the process instance's lock first (until the transaction ends), so that the task read is
-    the one a decision in this transaction will complete.
+    for_update: take the process instance's lock (until the transaction ends), so that the task read is the one
+    a decision in this transaction will complete.
     """
     from app.services.processes import engine
 
-    decl = _declaration_of_province(session, user, declaration_id, whole)
-    if for_update and decl.instance_id is not None:
-        engine().lock(session, decl.instance_id)  # serialises with another decision on the same declaration
-    task = _open_review_task(session, decl.instance_id, fresh=for_update)
+    decl, task = _declaration_and_task(session, user, declaration_id, lock=for_update)
+    if whole:
+        _attach_whole(session, decl)
     version = engine().current_version(session, "declaration", decl.province_code)
     form_name = task.form if task is not None and task.form else "review-form.json"
     form = refcache.cached(session, ("review form", version.id, form_name), lambda: build_form(
@@ -300,58 +312,44 @@ def _not_waiting(decl: Declaration) -> Forbidden:
     return Forbidden(f"该申报当前状态为“{decl.status}”，不在待审核状态，不能领取或重复审核")
 
 
-def _changed(session: Session, stmt: Update) -> int:
-    """Run a conditional UPDATE; return how many rows it changed (the race is decided by the database)."""
-    return cast(CursorResult[Any], session.execute(stmt.execution_options(synchronize_session=False))).rowcount
+def _held_by_other(session: Session, task: HumanTask) -> Forbidden:
+    return Forbidden(f"该申报已由{_holder_name(session, task)}于{clock.format_local(task.claimed_at)}领取，"
+                     "只有领取人可以审核；如需处理，请联系领取人释放或由省级管理员释放")
 
 
-def _take(session: Session, user: User, decl: Declaration, task: HumanTask) -> None:
-    """Claim the task for the user with a conditional UPDATE; refuse, naming the holder, if another holds it."""
-    mine = task.claimed_by_id == user.id
-    stmt = update(HumanTask).where(HumanTask.id == task.id, HumanTask.completed_at.is_(None),
-                                   HumanTask.claimed_by_id == user.id if mine else HumanTask.claimed_by_id.is_(None))
-    stmt = stmt.values(claimed_by_id=user.id, claimed_at=task.claimed_at if mine else clock.now())
-    if _changed(session, stmt) == 1:
-        return
-    session.refresh(task)
-    if task.completed_at is not None:  # decided meanwhile
-        session.refresh(decl)
-        raise _not_waiting(decl)
-    raise Forbidden(f"该申报已由{_holder_name(session, task)}于{clock.format_local(task.claimed_at)}领取，"
-                    "只有领取人可以审核；如需处理，请联系领取人释放或由省级管理员释放")
-
-
-def _waiting(session: Session, user: User, declaration_id: int) -> tuple[Declaration, HumanTask]:
-    decl = _declaration_of_province(session, user, declaration_id)
-    task = _open_review_task(session, decl.instance_id, fresh=True)
+def _waiting(session: Session, user: User, declaration_id: int) -> HumanTask:
+    """The open review task of a declaration, under its instance's lock; refuse if it waits for no review."""
+    decl, task = _declaration_and_task(session, user, declaration_id, lock=True)
     if task is None:
         raise _not_waiting(decl)
-    return decl, task
+    return task
 
 
 def claim(session: Session, user: User, declaration_id: int) -> None:
-    """领取 a waiting declaration so that other reviewers cannot decide it; race-safe."""
-    _take(session, user, *_waiting(session, user, declaration_id))
+    """领取 a waiting declaration so that other reviewers cannot decide it (under the instance lock: race-safe)."""
+    task = _waiting(session, user, declaration_id)
+    if task.claimed_by_id not in (None, user.id):
+        raise _held_by_other(session, task)
+    if task.claimed_by_id is None:
+        task.claimed_by_id = user.id
+        task.claimed_at = clock.now()
 
 
 def release(session: Session, user: User, declaration_id: int) -> None:
     """释放 a claimed declaration: only the holder, or a province_admin, may."""
-    _, task = _waiting(session, user, declaration_id)
+    task = _waiting(session, user, declaration_id)
     if task.claimed_by_id is None:
         raise ServiceError("该申报尚未被领取，无需释放")
     if task.claimed_by_id != user.id and user.role != ROLE_PROVINCE_ADMIN:
         raise Forbidden(f"该申报由{_holder_name(session, task)}领取，只有领取人或省级管理员可以释放")
-    done = _changed(session, update(HumanTask).where(
-        HumanTask.id == task.id, HumanTask.claimed_by_id == task.claimed_by_id, HumanTask.completed_at.is_(None))
-        .values(claimed_by_id=None, claimed_at=None))
-    session.refresh(task)
-    if done != 1:
-        raise Forbidden("该申报的领取情况刚刚发生变化，请刷新页面后重试")
+    task.claimed_by_id = None
+    task.claimed_at = None
 
 
 def decide(session: Session, user: User, declaration_id: int, values: Mapping[str, Any],
            context: tuple[Declaration, HumanTask | None, FormSpec] | None = None) -> Declaration:
-    """Record a reviewer's decision; an unclaimed declaration is claimed first, one held by another is refused.
+    """Record a reviewer's decision on an unclaimed declaration or one the reviewer holds (one held by another is
+    refused); claims wait for the instance lock taken here, so none can slip in between.
 
     context: what review_context(..., for_update=True) returned for this declaration in the same request.
     """
@@ -362,9 +360,9 @@ def decide(session: Session, user: User, declaration_id: int, values: Mapping[st
     if errors:
         raise ServiceError("审核信息有误", errors)
     if decl.instance_id is None or task is None:
-        session.refresh(decl)
         raise _not_waiting(decl)
-    _take(session, user, decl, task)  # implicitly claims an unclaimed one; refuses one held by another
+    if task.claimed_by_id not in (None, user.id):  # an unclaimed one is decided (and so held) by this reviewer
+        raise _held_by_other(session, task)
     now = clock.now()
     comment = values.get("comment") or None
     label = "审核通过" if values["decision"] == "approve" else "审核不通过"
