@@ -30,6 +30,8 @@ class Settings:
     sms_limit_per_ip: tuple[int, int] = (30, 3600)
     # Run service-task jobs synchronously in-process (tests without a worker)
     sync_jobs: bool = False
+    # Seconds a drain job of service calls waits for more calls before it ends (0: end at once)
+    service_drain_linger: float = 0.25
     aliyun_sms: dict[str, str] = field(default_factory=dict)
     # Text message delivery: attempts per message, the waits between them (seconds; the last one repeats),
     # and how long a claimed ('sending') message may go unanswered before it counts as 状态未知.
@@ -72,6 +74,7 @@ def load_settings(overrides: dict[str, object] | None = None) -> Settings:
     if backoff:
         settings.sms_retry_backoff = tuple(int(part) for part in backoff.split(",") if part.strip())
     settings.sms_sending_timeout = int(os.environ.get("SMS_SENDING_TIMEOUT", "300"))
+    settings.service_drain_linger = float(os.environ.get("XPILOT_DRAIN_LINGER", "0.25"))
     outbox_delay = os.environ.get("XPILOT_OUTBOX_DELAY", "")
     if outbox_delay:
         settings.extra["outbox_delay"] = float(outbox_delay)  # a slow outbox, for crash tests and demos

@@ -70,6 +70,7 @@ def app(tmp_path: Path, redis_url: str) -> Iterator[Flask]:
     application = create_app({
         "env": "test", "testing": True, "database_url": url, "redis_url": redis_url,
         "instance_path": tmp_path / "instance", "secret_key": "test-secret",
+        "service_drain_linger": 0.0,  # burst workers: a drain ends once it finds nothing (tests of the linger set it)
     })
     application.config["WTF_CSRF_ENABLED"] = os.environ.get("XPILOT_TEST_CSRF", "0") == "1"
     from app.queue import jobs

@@ -1,4 +1,5 @@
-"""New service calls share drain jobs; a call that fails in a drain is retried by a job of its own."""
+"""New service calls share drain jobs, also while one lingers; a call that fails in a drain is retried by a job of
+its own."""
 from __future__ import annotations
 
 from typing import Any
@@ -82,10 +83,10 @@ def test_a_call_failing_in_a_drain_does_not_stop_the_others_and_is_retried_on_it
         assert db.session.scalars(select(SmsMessage.status).where(SmsMessage.phone == SCHOOLS[1][2])).all() == ["sent"]
 
 
-def test_a_running_drain_takes_over_the_drain_queued_for_calls_that_arrive_meanwhile(app, client, monkeypatch):
+def _drain_registering_meanwhile(app: Any, client: Any, monkeypatch: Any, linger: float) -> dict[str, int]:
+    """Run the first school's drain in this test; while it runs that call, a second school registers."""
     from app.services import jobs as jobs_service
 
-    with_demo(app)
     _register(client, *SCHOOLS[0])
     first_drain = jobs.queue.job_ids
     assert len(first_drain) == 1
@@ -94,18 +95,35 @@ def test_a_running_drain_takes_over_the_drain_queued_for_calls_that_arrive_meanw
 
     def run_and_meanwhile_register(call_id: int) -> str:
         status = run_one(call_id)
-        if not arrived:  # another school registers while the drain works: its request queues a second drain
+        if not arrived:
             arrived.append(SCHOOLS[1][2])
             _register(client, *SCHOOLS[1])
-            assert len(jobs.queue.job_ids) == 1
+            assert jobs.queue.job_ids == []  # the drain holds the flag: the commit leaves a token, not a job
         return status
 
     monkeypatch.setattr(jobs_service, "run_service_call", run_and_meanwhile_register)
+    app.config["XPILOT"].service_drain_linger = linger
     with app.app_context():
         jobs.queue.remove(first_drain[0])  # this test runs the first drain itself
-        outcome = jobs_service.drain_service_calls()
-    assert outcome == {"done": 2, "skipped": 0, "failed": 0, "drains taken over": 1}
-    assert jobs.queue.job_ids == []  # the second drain was taken over, not left to run for nothing
+        return jobs_service.drain_service_calls()
+
+
+def test_a_drain_runs_the_calls_that_arrive_while_it_lingers(app, client, monkeypatch):
+    with_demo(app)
+    outcome = _drain_registering_meanwhile(app, client, monkeypatch, linger=0.5)
+    assert outcome == {"done": 2, "skipped": 0, "failed": 0, "rounds": 2}
+    assert jobs.queue.job_ids == []  # one RQ job ran both calls
     assert not jobs.redis.exists(DRAIN_FLAG)
+    with app.app_context():
+        assert {phone: c.status for phone, c in _calls().items()} == {SCHOOLS[0][2]: "done", SCHOOLS[1][2]: "done"}
+
+
+def test_a_call_committed_as_a_drain_ends_gets_a_drain_of_its_own(app, client, monkeypatch):
+    with_demo(app)
+    outcome = _drain_registering_meanwhile(app, client, monkeypatch, linger=0.0)
+    assert outcome == {"done": 1, "skipped": 0, "failed": 0, "rounds": 1}
+    # Its commit found the flag set and left only a token; the leaving drain saw the token and queued a drain.
+    assert len(jobs.queue.job_ids) == 1 and jobs.queue.job_ids[0].startswith("svc-drain-")
+    assert run_jobs(app) == 1
     with app.app_context():
         assert {phone: c.status for phone, c in _calls().items()} == {SCHOOLS[0][2]: "done", SCHOOLS[1][2]: "done"}

@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 RETRY = Retry(max=3, interval=[5, 30, 120])
 
 
-DRAIN_FLAG = "xpilot:svc-drain"  # set while a drain job is queued and has not yet looked for calls
+DRAIN_FLAG = "xpilot:svc-drain"  # set while a drain job is queued or running (its job id)
+DRAIN_WAKE = "xpilot:svc-wake"  # one token per commit of new service calls, for the running drain
+DRAIN_TTL = 10  # seconds: a drain that died stops holding the flag after this long
 DRAIN_BATCH = 200
 
 
@@ -40,56 +42,60 @@ def enqueue_service_call(call_id: int) -> None:
 def service_calls_ready() -> None:
     """New service calls are committed: make sure a drain job will look for them.
 
-    One drain job runs every new call it finds, so when calls arrive faster than the worker runs them they
-    share one job instead of paying RQ's own cost (some 25 Redis commands) each. The flag, holding the queued
-    drain's job id, is set while a drain is queued and has not yet looked; a call committed meanwhile is found
-    by that drain (or by a running one that takes the flag over, see drain_service_calls). The flag expires, so
-    a lost drain job delays calls by seconds at most; the worker's catch-up watch and start-up sweep run
-    whatever is still pending.
+    A drain job runs every new call it finds and then waits a short while (the linger) for a token pushed here,
+    so while calls keep arriving they share one job instead of paying RQ's own cost (some 25 Redis commands and
+    milliseconds of the worker's CPU) each. Only the commit that sets the flag queues a job; the others leave a
+    token. Flag and token are set in one MULTI/EXEC, so a drain that is leaving either sees the token or has
+    already freed the flag for this commit to queue a new drain. The flag expires, so a lost drain job delays
+    calls by seconds at most; the worker's catch-up watch and start-up sweep run whatever is still pending.
     """
     job_id = f"svc-drain-{uuid.uuid4().hex[:12]}"
-    if jobs.redis.set(DRAIN_FLAG, job_id, nx=True, ex=10):
+    with jobs.redis.pipeline() as pipe:
+        pipe.set(DRAIN_FLAG, job_id, nx=True, ex=DRAIN_TTL)
+        pipe.rpush(DRAIN_WAKE, 1)
+        pipe.expire(DRAIN_WAKE, DRAIN_TTL)
+        queued = pipe.execute()[0]
+    if queued:
         jobs.queue.enqueue_call(drain_service_calls, job_id=job_id, result_ttl=60, failure_ttl=7 * 86400)
 
 
-def _take_drain_flag() -> str | None:
-    """Clear the flag atomically; return the job id it held (None: nobody asked for a drain meanwhile)."""
-    with jobs.redis.pipeline() as pipe:  # MULTI/EXEC: GET + DEL as one step (GETDEL needs Redis 6.2)
-        pipe.get(DRAIN_FLAG)
-        pipe.delete(DRAIN_FLAG)
-        value, _ = pipe.execute()
-    return value.decode() if isinstance(value, bytes) else value
+def drain_service_calls(budget_seconds: float = 2.0) -> dict[str, int]:
+    """Run the pending service calls that have not been tried yet, oldest first, each in its own transaction,
+    and keep doing so while new ones arrive within the linger (settings: service_drain_linger).
 
-
-def drain_service_calls(budget_seconds: float = 5.0) -> dict[str, int]:
-    """Run the pending service calls that have not been tried yet, oldest first, each in its own transaction.
-
-    A call that fails is handed to a job of its own, which retries it with backoff (RETRY). While calls keep
-    arriving, the running drain takes over the drain job queued for them (the flag names it; it is dropped
-    from the queue unless a worker has already taken it, which then finds nothing to do), up to the budget.
+    A call that fails is handed to a job of its own, which retries it with backoff (RETRY). The drain ends when
+    no call arrives for the linger, or after the budget so that other jobs (timers, deliveries) do not wait
+    behind it; calls still coming then get a new drain job at the back of the queue.
     """
-    _take_drain_flag()
+    linger = float(current_app.config["XPILOT"].service_drain_linger)
     started = time.monotonic()
-    outcome = {"done": 0, "skipped": 0, "failed": 0, "drains taken over": 0}
+    outcome = {"done": 0, "skipped": 0, "failed": 0, "rounds": 0}
+    full = False
     while True:
+        with jobs.redis.pipeline() as pipe:
+            pipe.delete(DRAIN_WAKE)  # the query below answers every token pushed so far
+            pipe.expire(DRAIN_FLAG, DRAIN_TTL)  # still draining
+            pipe.execute()
         session = db.session()
         ids = session.scalars(select(ServiceCall.id).where(ServiceCall.status == "pending", ServiceCall.attempts == 0)
                               .order_by(ServiceCall.id).limit(DRAIN_BATCH)).all()
         session.rollback()
         for call_id in ids:
             _drain_one(call_id, outcome)
-        if len(ids) == DRAIN_BATCH or time.monotonic() - started > budget_seconds:
-            if len(ids) == DRAIN_BATCH:
-                service_calls_ready()
-            return outcome
-        queued = _take_drain_flag()
-        if queued is None:
-            return outcome
-        with jobs.redis.pipeline() as pipe:
-            pipe.lrem(jobs.queue.key, 1, queued)
-            pipe.delete(Job.key_for(queued))
-            pipe.execute()
-        outcome["drains taken over"] += 1
+        outcome["rounds"] += 1
+        full = len(ids) == DRAIN_BATCH
+        if time.monotonic() - started >= budget_seconds:
+            break
+        if full:
+            continue
+        if linger <= 0 or jobs.redis.blpop([DRAIN_WAKE], timeout=linger) is None:
+            break
+    # Free the flag so that the next commit queues a new drain, then answer a token pushed since the last look
+    # (its commit found the flag still set and counted on this drain).
+    jobs.redis.delete(DRAIN_FLAG)
+    if jobs.redis.lpop(DRAIN_WAKE) is not None or full:
+        service_calls_ready()
+    return outcome
 
 
 def _drain_one(call_id: int, outcome: dict[str, int]) -> None:
