@@ -1,6 +1,7 @@
 """Process-wide extension objects, bound to an app in create_app."""
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -9,9 +10,11 @@ from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 login_manager = LoginManager()
+IDLE_PING_SECONDS = 5.0  # pooled connections idle longer than this are pinged before use (not SQLite)
 csrf = CSRFProtect()
 
 
@@ -58,7 +61,25 @@ def make_engine(url: str) -> Engine:
             dbapi_conn.isolation_level = None
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+
+    # A connection that sat in the pool for a while (the database may have restarted meanwhile) is pinged when
+    # taken out, and replaced if the ping fails; one in steady use is not (a ping is a round trip per request).
+    @event.listens_for(engine, "checkin")
+    def _idle_since(_dbapi_conn: Any, record: Any) -> None:
+        record.info["xpilot_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("xpilot_idle_since")
+        if since is None or time.monotonic() - since <= IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the pool discards this connection and checks out another
+            raise DisconnectionError(f"idle connection failed its ping: {exc}") from exc
+
+    return engine
 
 
 db = Database()

@@ -72,3 +72,31 @@ def test_two_reviewers_deciding_at_once_give_one_decision(app):
         decisions = db.session.scalar(select(func.count()).select_from(DeclarationEvent).where(
             DeclarationEvent.declaration_id == decl_id, DeclarationEvent.action.in_(("approve", "reject"))))
         assert decisions == 1
+
+
+def test_pooled_connections_the_database_dropped_while_idle_are_replaced_before_use(app, monkeypatch):
+    import pytest
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    from app import extensions
+
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name != "postgresql":
+            pytest.skip("SQLite has no server connections to lose")
+        with_demo(app)
+    client = app.test_client()
+    login(client, "zjxx_weekly")
+    assert client.get("/school/").status_code == 200  # the pool now holds a used connection
+    assert engine.pool.checkedin() >= 1
+    # The database restarts, say: from a connection of its own, end every other backend of this database.
+    outside = create_engine(engine.url, poolclass=NullPool)
+    with outside.connect() as conn:
+        ended = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                  "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+        conn.commit()
+    outside.dispose()
+    assert ended >= 1
+    monkeypatch.setattr(extensions, "IDLE_PING_SECONDS", 0.0)  # the pooled connections count as idle
+    assert client.get("/school/").status_code == 200
