@@ -167,6 +167,26 @@ def test_same_certificate_and_level_cannot_be_declared_twice(app, client):
     assert other_level.status_code == 302
 
 
+def test_two_tabs_declaring_the_same_certificate_at_once_give_one_declaration_and_a_clear_message(app):
+    from tests.test_concurrency import _race
+
+    with_demo(app)
+    first, second = app.test_client(), app.test_client()
+    login(first, "zjxx_weekly")
+    login(second, "zjxx_weekly")
+    complete_info(first)
+    form = {**declaration_form(app), "teachers": "两个标签页同时提交的师资情况说明文字", "action": "submit"}
+    results = _race(app, [lambda: first.post("/school/declarations/new", data=form),
+                          lambda: second.post("/school/declarations/new", data=form)])
+    assert sorted(r.status_code for r in results) == [302, 422], [r.status_code for r in results]
+    refused = next(r for r in results if r.status_code == 422).get_data(as_text=True)
+    assert "同一证书同一等级不能重复申报" in refused and "两个标签页同时提交的师资情况说明文字" in refused
+    with app.app_context():
+        assert len(db.session.scalars(select(Declaration)).all()) == 1
+        assert len(db.session.scalars(select(ProcessInstance).where(
+            ProcessInstance.process_key == "declaration")).all()) == 1
+
+
 def test_draft_can_be_deleted(app, client):
     with_demo(app)
     login(client, "zjxx_weekly")

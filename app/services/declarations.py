@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from flask import current_app
 from sqlalchemy import Table, and_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -130,19 +131,23 @@ def _form_for(session: Session, plan: DeclarationPlan, school: School) -> FormSp
     return declaration_form(session, plan, school, version)
 
 
+def _duplicate_message(certificate: str, level: str) -> str:
+    return f"证书：本校在本计划中已申报过{certificate}（{level}），同一证书同一等级不能重复申报"
+
+
 def _check(session: Session, form: FormSpec, values: Mapping[str, Any], plan: DeclarationPlan, school: School,
-           exclude_id: int | None, validated: bool = False) -> dict[str, str]:
+           exclude_id: int | None, validated: bool = False, duplicates: bool = True) -> dict[str, str]:
     errors = {} if validated else validate(form, values)
     cert = certificate_info(session, values["certificate_id"]) if isinstance(values.get("certificate_id"), int) else None
     if cert is not None and values.get("level") and values["level"] not in cert.level_list():
         errors.setdefault("level", f"证书等级：{cert.name}不设{values['level']}")
-    if cert is not None and values.get("level") and "certificate_id" not in errors:
+    if duplicates and cert is not None and values.get("level") and "certificate_id" not in errors:
         dup = select(Declaration.id).where(Declaration.plan_id == plan.id, Declaration.school_id == school.id,
                                            Declaration.certificate_id == cert.id, Declaration.level == values["level"])
         if exclude_id is not None:
             dup = dup.where(Declaration.id != exclude_id)
         if session.scalars(dup).first() is not None:
-            errors["certificate_id"] = f"证书：本校在本计划中已申报过{cert.name}（{values['level']}），同一证书同一等级不能重复申报"
+            errors["certificate_id"] = _duplicate_message(cert.name, values["level"])
     return errors
 
 
@@ -177,7 +182,10 @@ def create_declaration(session: Session, user: User, values: Mapping[str, Any], 
     plan = win.plan
     _require_open(session, school, plan)
     form = form or _form_for(session, plan, school)
-    errors = _check(session, form, values, plan, school, None, validated=validated and context is not None)
+    # A declaration of the same certificate and level is refused by the unique index when the row is written,
+    # rather than looked for first.
+    errors = _check(session, form, values, plan, school, None, validated=validated and context is not None,
+                    duplicates=False)
     if errors:
         raise ServiceError("申报信息有误，请按提示修改", errors)
     now = clock.now()
@@ -189,7 +197,11 @@ def create_declaration(session: Session, user: User, values: Mapping[str, Any], 
                        teachers=values["teachers"], facilities=values["facilities"], status=STATUS_DRAFT,
                        created_at=now, updated_at=now)
     session.add(decl)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # uq_declaration_once: nothing else was written in this transaction yet
+        session.rollback()
+        raise ServiceError("申报信息有误，请按提示修改", {"certificate_id": _duplicate_message(cert.name, values["level"])}) from None
     data = _process_data(school, cert, decl, user)
     first_step = (ROLE_SCHOOL, _submission(data, decl)) if action == ACTION_SUBMIT else None
     submit = action == ACTION_SUBMIT
