@@ -155,7 +155,7 @@ class Dataset:
         return list(session.scalars(select(Certificate.id).order_by(Certificate.id)))
 
     def _schools(self) -> list[int]:
-        from app.models.masterdata import Division, School
+        from app.models.masterdata import Division, School, name_sort_key
 
         session = self.session
         known = set(session.scalars(select(Division.code)))
@@ -165,9 +165,9 @@ class Dataset:
                                      parent_code=PROVINCE))
         session.flush()
         stamp = self.now - timedelta(days=40)
+        names = [f"{CITIES[n % len(CITIES)][1][:-1]}{WORDS[n % len(WORDS)]}职业技术学院{n:04d}" for n in range(SCHOOLS)]
         session.execute(insert(School), [
-            {"code": f"B44{n:07d}", "name": f"{CITIES[n % len(CITIES)][1][:-1]}{WORDS[n % len(WORDS)]}职业技术学院{n:04d}",
-             "province_code": PROVINCE, "city_code": CITIES[n % len(CITIES)][0], "list_level": "专科",
+            {"code": f"B44{n:07d}", "name": names[n], "name_sort": name_sort_key(names[n]), "province_code": PROVINCE, "city_code": CITIES[n % len(CITIES)][0], "list_level": "专科",
              "education_level": "高职专科", "ownership": "公办", "contact_name": "联系人", "contact_phone": "020-00000000",
              "info_completed_at": stamp, "updated_at": stamp} for n in range(SCHOOLS)])
         return list(session.scalars(select(School.id).where(School.code.like("B44%")).order_by(School.id)))

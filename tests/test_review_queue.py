@@ -146,7 +146,22 @@ def test_sorts_by_submission_time_either_way_and_by_school_name(app, season):
     newest = reviewer.get("/review/?sort=submitted_desc").get_data(as_text=True)
     assert schools_listed(newest) == [FOSHAN, PENGCHENG, ZHUJIANG, LINGNAN]
     by_name = schools_listed(reviewer.get("/review/?sort=school").get_data(as_text=True))
-    assert by_name == sorted([LINGNAN, ZHUJIANG, PENGCHENG, FOSHAN]) and by_name != [LINGNAN, ZHUJIANG, PENGCHENG, FOSHAN]
+    # In pinyin order (fo shan, ling nan, peng cheng, zhu jiang), not in code-point order (鹏 after 珠).
+    assert by_name == [FOSHAN, LINGNAN, PENGCHENG, ZHUJIANG] and by_name != sorted(by_name)
+
+
+def test_school_names_sort_by_pinyin_with_polyphones_read_as_in_place_names():
+    from app.models.masterdata import School, name_sort_key
+
+    names = ["重庆城市管理职业学院", "长沙民政职业技术学院", "厦门软件职业技术学院", "广州番禺职业技术学院", "北京电子科技职业学院",
+             "ABC 职业学校"]
+    assert sorted(names, key=name_sort_key) == ["ABC 职业学校", "北京电子科技职业学院", "长沙民政职业技术学院",
+                                                 "重庆城市管理职业学院", "广州番禺职业技术学院", "厦门软件职业技术学院"]
+    assert name_sort_key("广州番禺职业技术学院").startswith("guang zhou pan yu ")
+    school = School(code="X1", name="重庆城市管理职业学院", province_code="500000")
+    assert school.name_sort.startswith("chong qing ")
+    school.name = "长沙民政职业技术学院"
+    assert school.name_sort.startswith("chang sha ")
 
 
 def test_pages_of_twenty_with_the_total_and_links_that_keep_the_filters(app, season):
@@ -341,3 +356,26 @@ def test_review_page_shows_school_declaration_and_history(app, season):
     assert "Web前端开发职业技能等级证书" in html and "办理记录" in html and "提交审核" in html
     assert "尚未领取" in html and "提交审核结论" in html
 
+
+
+def test_the_migration_fills_the_pinyin_key_of_schools_stored_before_it(tmp_path):
+    from sqlalchemy import create_engine, text
+
+    from app.migrate import upgrade
+    from tests.conftest import _new_database
+
+    url, drop = _new_database(tmp_path)
+    try:
+        upgrade(url, "0004")
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO division (code, name, level, province_code) "
+                              "VALUES ('500000', '重庆市', 'province', '500000')"))
+            conn.execute(text("INSERT INTO school (code, name, province_code, updated_at) "
+                              "VALUES ('4150000001', '重庆城市管理职业学院', '500000', :now)"), {"now": datetime(2026, 1, 5)})
+        upgrade(url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT name_sort FROM school")).scalar() == "chong qing cheng shi guan li zhi ye xue yuan"
+        engine.dispose()
+    finally:
+        drop()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import now
@@ -40,11 +40,14 @@ class School(Base):
     """A school from the official Ministry of Education list (or added by a province)."""
 
     __tablename__ = "school"
-    __table_args__ = (Index("ix_school_province_name", "province_code", "name"),)
+    __table_args__ = (Index("ix_school_province_name", "province_code", "name"),
+                      Index("ix_school_province_name_sort", "province_code", "name_sort"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(16), unique=True)  # 学校标识码
     name: Mapped[str] = mapped_column(String(128))
+    # The name in pinyin (set with the name, see below): lists sort schools by it, as Chinese readers expect.
+    name_sort: Mapped[str] = mapped_column(String(512), default="")
     province_code: Mapped[str] = mapped_column(String(6), ForeignKey("division.code"))
     city_code: Mapped[str | None] = mapped_column(String(6), ForeignKey("division.code"), nullable=True)
     location: Mapped[str | None] = mapped_column(String(64), nullable=True)  # 所在地 as published
@@ -96,3 +99,18 @@ class Major(Base):
     category: Mapped[str | None] = mapped_column(String(64), nullable=True)  # 专业大类
     subcategory: Mapped[str | None] = mapped_column(String(64), nullable=True)  # 专业类
     remark: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+def name_sort_key(name: str) -> str:
+    """Return the key that orders names by their pinyin ("重庆…" as chong qing, "长沙…" as chang sha), then as written.
+
+    pypinyin is loaded on first use (its dictionaries take some 50 MB), so processes that never set a name skip it.
+    """
+    from pypinyin import lazy_pinyin
+
+    return " ".join(syllable.lower() for syllable in lazy_pinyin(name))[:500]
+
+
+@event.listens_for(School.name, "set", propagate=True)
+def _school_name_set(target: School, value: str | None, _old: object, _initiator: object) -> None:
+    target.name_sort = name_sort_key(value or "")

@@ -44,7 +44,7 @@ def announcement(session: Session, plan_id: int) -> tuple[DeclarationPlan, str, 
         .outerjoin(Division, Division.code == School.city_code)
         .join(PlanResult, (PlanResult.school_id == School.id) & (PlanResult.plan_id == plan_id))
         .where(Declaration.plan_id == plan_id, Declaration.status == STATUS_APPROVED, PlanResult.is_pilot.is_(True))
-        .order_by(Division.name, School.name, Certificate.name)).all()
+        .order_by(Division.name, School.name_sort, School.name, Certificate.name)).all()
     lines: dict[str, PilotLine] = {}
     for school, city, cert, level in rows:
         lines.setdefault(school, PilotLine(school, city or "", [])).certificates.append(f"{cert}（{level}）")

@@ -46,7 +46,7 @@ def search_schools(session: Session, province_code: str, query: str, city_code: 
     if query.strip():
         escaped = query.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         stmt = stmt.where(School.name.like(f"%{escaped}%", escape="\\"))
-    return list(session.scalars(stmt.order_by(School.name).limit(limit)))
+    return list(session.scalars(stmt.order_by(School.name_sort, School.name).limit(limit)))
 
 
 def officer_contact(session: Session, province_code: str) -> str:

@@ -303,7 +303,7 @@ def _declaration_sheet(session: Session, book: Workbook, plan: DeclarationPlan) 
         .join(Certificate, Certificate.id == Declaration.certificate_id)
         .outerjoin(city, city.code == Declaration.city_code)
         .where(Declaration.plan_id == plan.id, Declaration.province_code == plan.province_code)
-        .order_by(city.name, School.name, Certificate.name, Declaration.level, Declaration.id)).all()
+        .order_by(city.name, School.name_sort, School.name, Certificate.name, Declaration.level, Declaration.id)).all()
     codes = {code for decl, *_ in rows for code in (decl.majors or [])}
     majors = dict(session.execute(select(Major.code, Major.name).where(Major.code.in_(codes))).all()) if codes else {}
     for decl, school, code, city_name, cert, org in rows:
@@ -322,7 +322,7 @@ def _result_sheet(session: Session, book: Workbook, plan: DeclarationPlan) -> No
     computed = session.execute(
         select(School.name, PlanResult.declared_count, PlanResult.approved_count, PlanResult.is_pilot)
         .join(School, School.id == PlanResult.school_id).where(PlanResult.plan_id == plan.id)
-        .order_by(PlanResult.is_pilot.desc(), School.name)).all()
+        .order_by(PlanResult.is_pilot.desc(), School.name_sort, School.name)).all()
     if plan.results_at is not None:
         for name, declared, approved, pilot in computed:
             sheet.append([name, declared, approved, "是" if pilot else "否"])
@@ -332,6 +332,6 @@ def _result_sheet(session: Session, book: Workbook, plan: DeclarationPlan) -> No
         select(School.name, func.count(Declaration.id),
                func.sum(case((Declaration.status == STATUS_APPROVED, 1), else_=0)))
         .join(School, School.id == Declaration.school_id).where(Declaration.plan_id == plan.id)
-        .group_by(School.id, School.name).order_by(School.name)).all()
+        .group_by(School.id, School.name, School.name_sort).order_by(School.name_sort, School.name)).all()
     for name, declared, approved in live:
         sheet.append([name, int(declared), int(approved or 0), "未出结果（审核截止后确定）"])

@@ -208,7 +208,7 @@ def _statements(province: str, f: QueueFilters, lookup: bool = False) -> tuple[A
                                            HumanTask.lane.in_(REVIEW_LANES), HumanTask.completed_at.is_(None))))
     rows = (rows.join(Certificate, Certificate.id == Declaration.certificate_id)
             .outerjoin(Holder, Holder.id == HumanTask.claimed_by_id).where(*where))
-    order = {"school": (School.name, when, tiebreak), "submitted_desc": (when.desc(), tiebreak.desc())}
+    order = {"school": (School.name_sort, School.name, when, tiebreak), "submitted_desc": (when.desc(), tiebreak.desc())}
     return rows.order_by(*order.get(f.sort, (when, tiebreak))), count
 
 

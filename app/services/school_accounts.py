@@ -111,7 +111,7 @@ def search_schools(session: Session, user: User, query: str = "", registered: st
         stmt = stmt.where(User.id.is_(None))
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     page = max(1, min(page, max(1, (total + PER_PAGE - 1) // PER_PAGE)))
-    rows = session.execute(stmt.order_by(School.name, School.id).offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()
+    rows = session.execute(stmt.order_by(School.name_sort, School.name, School.id).offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()
     return SchoolPage([SchoolRow(s, c or "", u) for s, c, u in rows], total, page)
 
 
