@@ -32,6 +32,7 @@ from sqlalchemy.orm.util import identity_key
 log = logging.getLogger(__name__)
 CHECK_SECONDS = 1.0
 MAX_AGE_SECONDS = 300.0
+WARN_SECONDS = 60.0
 T = TypeVar("T")
 M = TypeVar("M")
 
@@ -46,6 +47,7 @@ class ReferenceCache:
         self._generation: int | None = None
         self._checked = 0.0
         self._born = 0.0
+        self._warned = -WARN_SECONDS
         self._lock = threading.Lock()
 
     def get(self, key: Any, compute: Callable[[], T]) -> T:
@@ -63,12 +65,12 @@ class ReferenceCache:
 
     def _fresh(self) -> bool:
         now = time.monotonic()
-        if now - self._checked < CHECK_SECONDS and self._generation is not None:
-            return True
+        if now - self._checked < CHECK_SECONDS:
+            return self._generation is not None  # None: Redis was away at the last look, keep nothing meanwhile
         try:
             generation = self._read()
-        except Exception:  # Redis away: keep nothing rather than serve what may be stale
-            log.warning("reference cache: cannot read the generation number; not caching", exc_info=True)
+        except Exception as exc:  # Redis away: keep nothing rather than serve what may be stale
+            self._warn(now, f"reference cache: cannot read the generation number ({exc}); not caching until it can")
             generation = None
         with self._lock:
             if generation is None or generation != self._generation or now - self._born > MAX_AGE_SECONDS:
@@ -83,11 +85,18 @@ class ReferenceCache:
         with self._lock:
             self._values.clear()
             self._generation = None
+            self._checked = 0.0  # look again at the next lookup
         try:
             self._bump()
-        except Exception:
-            log.warning("reference cache: cannot bump the generation number; other processes follow within "
-                        "%.0f s", MAX_AGE_SECONDS, exc_info=True)
+        except Exception as exc:
+            self._warn(time.monotonic(), f"reference cache: cannot bump the generation number ({exc}); other "
+                                         f"processes follow within {MAX_AGE_SECONDS:.0f} s")
+
+    def _warn(self, now: float, message: str) -> None:
+        """Log Redis trouble at most once per WARN_SECONDS (it would otherwise repeat on every request)."""
+        if now - self._warned >= WARN_SECONDS:
+            self._warned = now
+            log.warning(message)
 
 
 def _redis_generation(key: str) -> Callable[[], int | None]:

@@ -94,6 +94,24 @@ def test_without_redis_nothing_is_kept(app, monkeypatch):
         assert certificate_info(session, cert.id).name == cert.name
 
 
+def test_redis_away_is_asked_once_per_interval_and_logged_once(monkeypatch, caplog):
+    cache = refcache.ReferenceCache(lambda: 0, lambda: None)
+    asked = []
+
+    def unreachable() -> int:
+        asked.append(1)
+        raise ConnectionError("redis down")
+    monkeypatch.setattr(cache, "_read", unreachable)
+    computed = [cache.get("key", lambda: object()) for _ in range(50)]
+    assert len({id(v) for v in computed}) == 50  # nothing kept while Redis is away
+    assert len(asked) == 1  # asked again only after CHECK_SECONDS, not on every lookup
+    assert [r.getMessage() for r in caplog.records if "reference cache" in r.getMessage()] == [
+        "reference cache: cannot read the generation number (redis down); not caching until it can"]
+    monkeypatch.setattr(cache, "_read", lambda: 7)  # Redis is back
+    cache.changed()
+    assert cache.get("key", lambda: "kept") == "kept" and cache.get("key", lambda: "recomputed") == "kept"
+
+
 @pytest.mark.parametrize("bump_fails", [False, True])
 def test_a_bump_that_cannot_reach_redis_still_drops_the_local_copy(app, monkeypatch, bump_fails):
     with app.app_context():
