@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, and_, bindparam, literal_column
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.orm import Session, make_transient_to_detached
+
+M = TypeVar("M")
 
 # Fixed extra conditions a write may carry, by name (constants written into the SQL, not parameters).
 GUARDS: dict[str, Callable[[Table], Any]] = {
@@ -86,6 +89,30 @@ def _compiled(dialect: Dialect, key: tuple[Any, ...], build: Callable[[], Any]) 
         hit = _Compiled(compiled.string, dict(compiled._bind_processors), positions)
         _COMPILED[full_key] = hit
     return hit
+
+
+def insert_returning_id(conn: Connection, write: RowWrite) -> int:
+    """Run an INSERT write and return the new row's id (RETURNING: PostgreSQL, SQLite 3.35 and later)."""
+    assert write.where is None, "an INSERT"
+    compiled = _compiled(conn.dialect, ("insert returning id", write.shape),
+                         lambda: write.statement("p_").returning(write.table.c.id))
+    return int(compiled.run(conn, write.params("p_")).scalar_one())
+
+
+def insert_loaded(session: Session, model: type[M], values: dict[str, Any]) -> M:
+    """Insert a row of `model` and return it as a persistent object of the session, as if just loaded.
+
+    values: every column but the id (so that no attribute is left to load lazily). The ORM's unit of work,
+    which costs more than the INSERT, is not involved; later changes to the object are flushed as usual.
+    """
+    table = cast(Table, model.__table__)  # type: ignore[attr-defined]
+    missing = {c.key for c in table.columns} - set(values) - {"id"}
+    assert not missing, f"insert_loaded({model.__name__}) without {sorted(missing)}"
+    row = dict(values, id=insert_returning_id(session.connection(), RowWrite(table, values)))
+    obj = model(**row)
+    make_transient_to_detached(obj)  # the values are now its loaded state, not changes
+    session.add(obj)
+    return obj
 
 
 def run_one(conn: Connection, write: RowWrite) -> Any:

@@ -233,12 +233,13 @@ class ProcessEngine:
         self._run_engine(workflow)
         if first_step is not None:
             self._complete_ready(workflow, *first_step)
-        instance = ProcessInstance(
-            version_id=version.id, process_key=process_key, province_code=province_code, city_code=city_code,
-            school_id=school_id, subject_type=subject_type, subject_id=subject_id, state="{}",
-        )
-        session.add(instance)
-        session.flush()
+        now = clock.now()
+        values = {"version_id": version.id, "process_key": process_key, "province_code": province_code,
+                  "city_code": city_code, "school_id": school_id, "subject_type": subject_type,
+                  "subject_id": subject_id, "state": "{}", "path": [], "status": "", "completed": False,
+                  "lock_version": 0, "next_wake_at": None, "created_at": now, "updated_at": now}
+        instance = rowwrites.insert_loaded(session, ProcessInstance, values)
+        self.hold(session, instance)  # nobody else can see the row before this transaction commits
         return self._save(session, instance, parsed, workflow, actor_id=None, side=side)
 
     def lock(self, session: Session, instance_id: int) -> ProcessInstance:
@@ -464,60 +465,57 @@ class ProcessEngine:
         scan = TaskScan(parsed, workflow)
         known = set(instance.path or [])
         fresh = [bpmn_id for bpmn_id in scan.completed_ids if bpmn_id not in known]
-        if fresh:
-            instance.path = list(instance.path or []) + list(dict.fromkeys(fresh))
         previous_status = instance.status
-        instance.status = scan.status(previous_status)
+        status = scan.status(previous_status)
         compact(workflow)
-        instance.state = dump_state(workflow)
-        instance.completed = workflow.is_completed()
-        instance.lock_version += 1
-        instance.updated_at = now
-        self._schedule_timers(session, instance, workflow)
+        # The new column values are written below and then shown on the instance as saved (set_committed_value),
+        # never set as changes: the unit of work has nothing to flush for the instance afterwards.
+        values = {"state": dump_state(workflow), "status": status,
+                  "completed": workflow.is_completed(), "lock_version": instance.lock_version + 1, "updated_at": now,
+                  "next_wake_at": self._schedule_timers(session, instance.id, workflow),
+                  "path": list(instance.path or []) + list(dict.fromkeys(fresh)) if fresh else instance.path}
         data = dict(workflow.last_task.data) if workflow.last_task is not None else {}
-        outcome = StepOutcome(instance.id, instance.status, instance.completed, scan.open_tasks, data)
+        outcome = StepOutcome(instance.id, values["status"], values["completed"], scan.open_tasks, data)
         before = getattr(workflow, "_xpilot_before", None)
         if before is None:
             open_before = self._open_task_ids(session, instance)
             calls_before = self._call_task_ids(session, instance)
         else:
             open_before, calls_before = before
-        writes = self._human_task_writes(instance, scan.open_tasks, open_before, actor_id, now,
-                                         before is None or previous_status != instance.status)
+        writes = self._human_task_writes(instance, values["status"], scan.open_tasks, open_before, actor_id, now,
+                                         before is None or previous_status != values["status"])
         writes += self._service_call_writes(instance, scan.started, calls_before, now)
         writes += self._new_service_calls(session, instance,
                                           {k: v for k, v in scan.started.items() if k not in calls_before}, now)
         writes += side(outcome) if side is not None else []
-        self._write(session, instance, writes)
+        self._write(session, instance, values, writes)
         workflow._xpilot_before = (frozenset(t.task_id for t in scan.open_tasks), frozenset(scan.started))  # type: ignore[attr-defined]
         return outcome
 
-    _INSTANCE_COLUMNS = ("state", "status", "completed", "lock_version", "updated_at", "next_wake_at", "path")
-
-    @classmethod
-    def _write(cls, session: Session, instance: ProcessInstance, writes: list[RowWrite]) -> None:
+    @staticmethod
+    def _write(session: Session, instance: ProcessInstance, values: dict[str, Any], writes: list[RowWrite]) -> None:
         """Write the instance row and the step's other rows (task tables, the caller's side writes).
 
         On PostgreSQL all of it goes in one statement (the other rows as data-modifying CTEs of the instance
         UPDATE), so a step costs the same round trips as a plain row update: lock, write, commit.
         """
-        values = {name: getattr(instance, name) for name in cls._INSTANCE_COLUMNS}
         table = cast(Table, ProcessInstance.__table__)
         rowwrites.execute(session.connection(), writes, head=RowWrite(table, values, {"id": instance.id}))
         for name, value in values.items():
             set_committed_value(instance, name, value)
 
     @staticmethod
-    def _new_human_task(instance: ProcessInstance, task: OpenTask, now: datetime) -> dict[str, Any]:
+    def _new_human_task(instance: ProcessInstance, status: str, task: OpenTask, now: datetime) -> dict[str, Any]:
         due = task.data.get("due_at")
         return {"instance_id": instance.id, "task_id": task.task_id, "task_name": task.name, "title": task.title,
                 "lane": task.lane, "province_code": instance.province_code, "city_code": instance.city_code,
                 "school_id": instance.school_id, "subject_type": instance.subject_type,
-                "subject_id": instance.subject_id, "form": task.form, "status_label": instance.status,
+                "subject_id": instance.subject_id, "form": task.form, "status_label": status,
                 "created_at": now, "due_at": datetime.fromisoformat(due) if isinstance(due, str) else None}
 
-    def _human_task_writes(self, instance: ProcessInstance, open_tasks: list[OpenTask], before: frozenset[str],
-                           actor_id: int | None, now: datetime, status_changed: bool) -> list[RowWrite]:
+    def _human_task_writes(self, instance: ProcessInstance, status: str, open_tasks: list[OpenTask],
+                           before: frozenset[str], actor_id: int | None, now: datetime,
+                           status_changed: bool) -> list[RowWrite]:
         """Return the writes that bring human_task rows in line with the step, without reading them."""
         table = cast(Table, HumanTask.__table__)
         after = {t.task_id for t in open_tasks}
@@ -525,10 +523,11 @@ class ProcessEngine:
                            {"instance_id": instance.id, "task_id": task_id}, "open")
                   for task_id in sorted(before - after)]
         if status_changed:
-            writes.extend(RowWrite(table, {"status_label": instance.status},
+            writes.extend(RowWrite(table, {"status_label": status},
                                    {"instance_id": instance.id, "task_id": task_id}, "open")
                           for task_id in sorted(before & after))
-        writes.extend(RowWrite(table, self._new_human_task(instance, t, now)) for t in open_tasks if t.task_id not in before)
+        writes.extend(RowWrite(table, self._new_human_task(instance, status, t, now))
+                      for t in open_tasks if t.task_id not in before)
         return writes
 
     @staticmethod
@@ -568,7 +567,9 @@ class ProcessEngine:
             after_commit(session, self.hooks.service_calls_ready)
         return writes
 
-    def _schedule_timers(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow) -> None:
+    def _schedule_timers(self, session: Session, instance_id: int, workflow: BpmnWorkflow) -> datetime | None:
+        """Return when the instance's earliest waiting timer is due (None: none waits); its wake job is scheduled
+        after the commit."""
         due: list[datetime] = []
         for event in workflow.waiting_events():
             value = event.value
@@ -577,10 +578,10 @@ class ProcessEngine:
                     due.append(datetime.fromisoformat(value))
                 except ValueError:
                     continue
-        instance.next_wake_at = min(due) if due else None
-        if instance.next_wake_at is not None:
-            at, instance_id = instance.next_wake_at, instance.id
+        at = min(due) if due else None
+        if at is not None:
             after_commit(session, lambda: self.hooks.schedule_wake(instance_id, at))
+        return at
 
 
 __all__ = ["EngineError", "Hooks", "InvalidProcess", "OpenTask", "ProcessEngine", "StepOutcome", "TaskNotAvailable"]

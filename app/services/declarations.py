@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app import clock, refcache
+from app import clock, refcache, rowwrites
 from app.engine.runtime import EngineError, StepOutcome, TaskNotAvailable
 from app.forms import FormSpec, build_form, validate
 from app.models.declaration import STATUS_DRAFT, Declaration, DeclarationEvent
@@ -191,14 +191,14 @@ def create_declaration(session: Session, user: User, values: Mapping[str, Any], 
     now = clock.now()
     cert = certificate_info(session, values["certificate_id"])
     assert cert is not None
-    decl = Declaration(plan_id=plan.id, school_id=school.id, province_code=school.province_code,
-                       city_code=school.city_code, certificate_id=cert.id, level=values["level"],
-                       majors=list(values["majors"]), trainee_count=values["trainee_count"],
-                       teachers=values["teachers"], facilities=values["facilities"], status=STATUS_DRAFT,
-                       created_at=now, updated_at=now)
-    session.add(decl)
     try:
-        session.flush()
+        decl = rowwrites.insert_loaded(session, Declaration, {
+            "plan_id": plan.id, "school_id": school.id, "province_code": school.province_code,
+            "city_code": school.city_code, "certificate_id": cert.id, "level": values["level"],
+            "majors": list(values["majors"]), "trainee_count": values["trainee_count"], "teachers": values["teachers"],
+            "facilities": values["facilities"], "status": STATUS_DRAFT, "locked": False, "instance_id": None,
+            "review_comment": None, "submitted_at": None, "decided_at": None, "created_at": now, "updated_at": now,
+            "revision": 0})
     except IntegrityError:  # uq_declaration_once: nothing else was written in this transaction yet
         session.rollback()
         raise ServiceError("申报信息有误，请按提示修改", {"certificate_id": _duplicate_message(cert.name, values["level"])}) from None

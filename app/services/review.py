@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Join, Select, and_, func, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 
 from app import clock, refcache
@@ -160,6 +161,18 @@ def _open_review(task: Any, f: QueueFilters, of_declaration: bool = True) -> lis
     return terms + ([task.subject_id == Declaration.id] if of_declaration else []) + _in_days(task.created_at, f)
 
 
+class SchoolsFirst(Join):
+    """An inner join whose left side SQLite must read first (CROSS JOIN there; a plain JOIN elsewhere)."""
+
+    inherit_cache = True
+
+
+@compiles(SchoolsFirst, "sqlite")
+def _schools_first_sqlite(element: SchoolsFirst, compiler: Any, **kw: Any) -> str:
+    # The left side is one table, so the first JOIN keyword is this join's own.
+    return str(compiler.visit_join(element, **kw)).replace(" JOIN ", " CROSS JOIN ", 1)
+
+
 def _statements(province: str, f: QueueFilters, lookup: bool = False) -> tuple[AnySelect, AnySelect]:
     """Build the page query and the count query, each shaped so that an index leads (see bench/closure.py).
 
@@ -189,9 +202,10 @@ def _statements(province: str, f: QueueFilters, lookup: bool = False) -> tuple[A
             queue = [*_open_review(HumanTask, f, of_declaration=False), HumanTask.province_code == province]
             count = select(func.count()).select_from(HumanTask).where(*queue)
             if f.sort == "school":  # walk the schools in name order, each with its open review tasks
-                rows = (select(*columns).select_from(School)
-                        .join(HumanTask, and_(HumanTask.school_id == School.id,
-                                              *_open_review(HumanTask, f, of_declaration=False)))
+                # SQLite would rather read the whole queue and sort it (0.3 s at 50,000): SchoolsFirst makes the
+                # schools the outer loop there, so it walks them in order and stops at the page.
+                rows = (select(*columns).select_from(SchoolsFirst(School, HumanTask, and_(
+                            HumanTask.school_id == School.id, *_open_review(HumanTask, f, of_declaration=False))))
                         .join(Declaration, Declaration.id == HumanTask.subject_id).where(School.province_code == province))
             else:
                 rows = (select(*columns).select_from(HumanTask).join(Declaration, Declaration.id == HumanTask.subject_id)
