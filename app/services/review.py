@@ -229,11 +229,12 @@ def _statements(province: str, f: QueueFilters, lookup: bool = False) -> tuple[A
 def queue_page(session: Session, user: User, args: Mapping[str, str]) -> QueuePage:
     """Return one page of the province's declarations (waiting for review by default) with the filters applied."""
     province = _require_reviewer(user)
-    certificates = [(c.id, c.name) for c in session.execute(select(Certificate.id, Certificate.name)
-                                                            .order_by(Certificate.name))]
-    cities = [(c.code, c.name) for c in session.execute(
-        select(Division.code, Division.name).where(Division.province_code == province,
-                                                   Division.level == LEVEL_PREFECTURE).order_by(Division.code))]
+    certificates: list[tuple[int, str]] = refcache.cached(session, ("queue certificates",), lambda: [
+        (c.id, c.name) for c in session.execute(select(Certificate.id, Certificate.name).order_by(Certificate.name))])
+    cities: list[tuple[str, str]] = refcache.cached(session, ("queue cities", province), lambda: [
+        (c.code, c.name) for c in session.execute(
+            select(Division.code, Division.name).where(Division.province_code == province,
+                                                       Division.level == LEVEL_PREFECTURE).order_by(Division.code))])
     filters, raw, errors = parse_filters(args, {c for c, _ in certificates}, {c for c, _ in cities})
     page = QueuePage(filters, raw, errors, certificates=certificates, cities=cities)
     if errors:
