@@ -26,8 +26,10 @@ from typing import Any, TypeVar
 
 from flask import current_app, has_app_context
 from sqlalchemy import event, inspect, select
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
+
+from app import rowwrites
 
 log = logging.getLogger(__name__)
 CHECK_SECONDS = 1.0
@@ -194,12 +196,7 @@ def _row_values(session: Session, model: type, where: Any) -> dict[str, Any] | N
 
 
 def _attached(session: Session, model: type[M], values: dict[str, Any]) -> M:
-    # As the ORM builds a loaded object (no constructor, no attribute events): the values are the committed state.
-    mapper: Any = inspect(model)
-    obj = mapper.class_manager.new_instance()
-    obj.__dict__.update(values)
-    make_transient_to_detached(obj)
-    session.add(obj)
+    obj = rowwrites.loaded(session, model, values)
     # The identity map holds objects weakly: keep attached ones alive for the transaction, so that a lazy load
     # (decl.school, school.city, ...) finds them even when the caller did not keep a reference.
     session.info.setdefault(_ATTACHED, []).append(obj)

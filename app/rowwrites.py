@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, and_, bindparam, literal_column
+from sqlalchemy import Table, and_, bindparam, inspect, literal_column
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -108,11 +108,18 @@ def insert_loaded(session: Session, model: type[M], values: dict[str, Any]) -> M
     table = cast(Table, model.__table__)  # type: ignore[attr-defined]
     missing = {c.key for c in table.columns} - set(values) - {"id"}
     assert not missing, f"insert_loaded({model.__name__}) without {sorted(missing)}"
-    row = dict(values, id=insert_returning_id(session.connection(), RowWrite(table, values)))
-    obj = model(**row)
-    make_transient_to_detached(obj)  # the values are now its loaded state, not changes
+    return loaded(session, model, dict(values, id=insert_returning_id(session.connection(), RowWrite(table, values))))
+
+
+def loaded(session: Session, model: type[M], values: dict[str, Any]) -> M:
+    """Return an object of `model` with these column values as a persistent object of the session, built as the ORM
+    builds a loaded row (no constructor, no attribute events): the values are its committed state."""
+    mapper: Any = inspect(model)
+    obj = mapper.class_manager.new_instance()
+    obj.__dict__.update(values)
+    make_transient_to_detached(obj)
     session.add(obj)
-    return obj
+    return obj  # type: ignore[no-any-return]
 
 
 def run_one(conn: Connection, write: RowWrite) -> Any:
