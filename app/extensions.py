@@ -14,8 +14,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 login_manager = LoginManager()
-IDLE_PING_SECONDS = 5.0  # pooled connections idle longer than this are pinged before use (not SQLite)
 csrf = CSRFProtect()
+IDLE_PING_SECONDS = 5.0  # pooled connections idle longer than this are pinged before use (not SQLite)
 
 
 class Database:

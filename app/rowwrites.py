@@ -6,8 +6,8 @@ RowWrite only names its table, the columns it sets and the columns it matches; e
 shares one statement, compiled once per dialect and run with `exec_driver_sql` (the type processors of the
 compiled form still convert the values, so datetimes and JSON are stored exactly as the ORM stores them).
 
-On PostgreSQL `execute(conn, writes, head=...)` runs all of them as one statement: the writes become
-data-modifying CTEs of the head. Elsewhere they run one by one.
+On PostgreSQL `execute(conn, writes, head=...)` runs the head and the writes as one statement: the writes
+become data-modifying CTEs of the head. Elsewhere they run one by one.
 """
 from __future__ import annotations
 
@@ -127,12 +127,11 @@ def run_one(conn: Connection, write: RowWrite) -> Any:
     return _compiled(conn.dialect, ("one", write.shape), lambda: write.statement("p_")).run(conn, write.params("p_"))
 
 
-def execute(conn: Connection, writes: Sequence[RowWrite], head: RowWrite | None = None) -> None:
-    """Run the writes (and the head, if given): one statement on PostgreSQL, one per write elsewhere."""
-    if conn.dialect.name != "postgresql" or head is None:
-        if head is not None:
-            run_one(conn, head)
-        for write in writes:
+def execute(conn: Connection, writes: Sequence[RowWrite], *, head: RowWrite) -> None:
+    """Run the head and the writes: one statement on PostgreSQL (the writes as CTEs of the head), one per write
+    elsewhere."""
+    if conn.dialect.name != "postgresql":
+        for write in (head, *writes):
             run_one(conn, write)
         return
 
