@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import Table, and_, select
+from sqlalchemy import Table, and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -399,10 +399,15 @@ def inbox(session: Session, user: User) -> list[HumanTask]:
         .order_by(HumanTask.created_at)))
 
 
+# Built once (see review._declaration_and_task_statements): the review page reads it on every visit.
+_HISTORY = (select(DeclarationEvent).where(DeclarationEvent.declaration_id == bindparam("declaration_id"))
+            .order_by(DeclarationEvent.at, DeclarationEvent.id))
+
+
 def history(session: Session, declaration_id: int) -> list[DeclarationEvent]:
     """Return a declaration's history, oldest first."""
-    return list(session.scalars(select(DeclarationEvent).where(DeclarationEvent.declaration_id == declaration_id)
-                                .order_by(DeclarationEvent.at, DeclarationEvent.id)))
+    return list(session.scalars(_HISTORY, {"declaration_id": declaration_id}))
+
 
 
 def _event(session: Session, decl: Declaration, user: User | None, action: str, text: str,

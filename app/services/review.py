@@ -1,12 +1,13 @@
 """Provincial review: the queue with filters, claims (领取 / 释放), decisions and bulk approval."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Join, Select, and_, func, select
+from sqlalchemy import Join, Select, and_, bindparam, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 
@@ -250,6 +251,19 @@ def queue_page(session: Session, user: User, args: Mapping[str, str]) -> QueuePa
     return page
 
 
+@functools.cache
+def _declaration_and_task_statements() -> tuple[Select[Any], Select[Any]]:
+    """The statements of _declaration_and_task, built once: a statement kept and run again with new parameters
+    skips SQLAlchemy's construction and cache-key walk (a fifth of a review request's time when rebuilt)."""
+    stmt = (select(Declaration, HumanTask)
+            .outerjoin(HumanTask, and_(HumanTask.instance_id == Declaration.instance_id,
+                                       HumanTask.lane.in_(REVIEW_LANES), HumanTask.completed_at.is_(None)))
+            .where(Declaration.id == bindparam("declaration_id")).order_by(HumanTask.id).limit(1))
+    locking = (stmt.add_columns(ProcessInstance).join(ProcessInstance, ProcessInstance.id == Declaration.instance_id)
+               .with_for_update(of=ProcessInstance).execution_options(populate_existing=True))
+    return stmt, locking
+
+
 def _declaration_and_task(session: Session, user: User, declaration_id: int,
                           lock: bool) -> tuple[Declaration, HumanTask | None]:
     """Return a declaration of the reviewer's province and its open review task, in one statement.
@@ -260,20 +274,15 @@ def _declaration_and_task(session: Session, user: User, declaration_id: int,
     from app.services.processes import engine
 
     province = _require_reviewer(user)
-    stmt = (select(Declaration, HumanTask)
-            .outerjoin(HumanTask, and_(HumanTask.instance_id == Declaration.instance_id,
-                                       HumanTask.lane.in_(REVIEW_LANES), HumanTask.completed_at.is_(None)))
-            .where(Declaration.id == declaration_id).order_by(HumanTask.id).limit(1))
+    plain, locking = _declaration_and_task_statements()
+    params = {"declaration_id": declaration_id}
     row = None
     if lock:
-        row = session.execute(stmt.add_columns(ProcessInstance)
-                              .join(ProcessInstance, ProcessInstance.id == Declaration.instance_id)
-                              .with_for_update(of=ProcessInstance)
-                              .execution_options(populate_existing=True)).first()
+        row = session.execute(locking, params).first()
         if row is not None:
             engine().hold(session, row[2])
     if row is None:  # not locking, or a declaration without a process (it has no task either)
-        row = session.execute(stmt).first()
+        row = session.execute(plain, params).first()
     if row is None or row[0].province_code != province:
         raise NotFound("申报不存在")
     return row[0], row[1]
