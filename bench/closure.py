@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import func, insert, select, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
+from bench.machine import describe  # noqa: E402
 from bench.step import DEFAULT_POSTGRES, database, percentile, postgres_reachable  # noqa: E402
 
 PROVINCE = "440000"
@@ -500,11 +501,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"PostgreSQL not reachable at {args.postgres}: SQLite only", file=sys.stderr)
     started = time.perf_counter()
     print(f"load average at the start: {', '.join(f'{x:.1f}' for x in os.getloadavg())}", file=sys.stderr)
+    reference = describe("start")
     results = []
     for backend in backends:
         with database(backend, args.postgres) as url:
             results.append(run_backend(backend, url, args.requests, args.explain))
     report(results, args.requests)
+    print()
+    print(reference)
+    print(describe("end"))
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\n(whole run {time.perf_counter() - started:.0f} s; {os.cpu_count()} CPUs, load average at the end {load}:"
           " other work on the machine inflates the times)")

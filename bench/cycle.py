@@ -62,6 +62,9 @@ from sqlalchemy.orm import Session
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
+
+from bench.machine import describe  # noqa: E402
+
 VENV_BIN = Path(sys.executable).parent
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -873,6 +876,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="xpilot-cycle-"))
     stack = Stack(args.postgres, args.redis, gunicorn_args, args.rq_workers, folder, shlex.split(args.worker_args))
     log(f"load average at the start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    reference = describe("start")
     results: list[Result] = []
     try:
         stack.create()
@@ -902,6 +906,9 @@ def main(argv: list[str] | None = None) -> int:
             print()
             print(f"py-spy profile ({args.profile}) of one gunicorn worker during the {max(clients)}-client run:")
             print("\n".join(summarize_profile(folder / "profile.txt")))
+        print()
+        print(reference)
+        print(describe("end"))
         print(f"\n(whole run {time.perf_counter() - started:.0f} s)")
         return 0
     except (KeyboardInterrupt, Interrupted) as exc:
