@@ -11,7 +11,7 @@ from flask_wtf import CSRFProtect
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.orm import Session, scoped_session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, SessionTransactionOrigin, scoped_session, sessionmaker
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -83,6 +83,13 @@ def make_engine(url: str) -> Engine:
 
 
 db = Database()
+
+
+def releases_locks(transaction: SessionTransaction) -> bool:
+    """Whether the end of this session transaction can end row locks taken in it: the transaction itself, or a
+    savepoint (rolled back, it releases the locks taken inside it). A flush runs in a subtransaction of its own,
+    whose end releases nothing."""
+    return transaction.origin is not SessionTransactionOrigin.SUBTRANSACTION
 
 
 def after_commit(session: Session, callback: Callable[[], Any]) -> None:

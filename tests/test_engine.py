@@ -173,3 +173,48 @@ def test_timer_is_scheduled_and_woken_by_a_job(app):
     run_jobs(app)
     with app.app_context():
         assert db.session.get(ProcessInstance, outcome.instance_id).completed
+
+
+def test_instance_lock_is_kept_across_flushes_and_forgotten_with_a_savepoint(app):
+    """A lock taken in a transaction is not asked for again after a flush (its end releases nothing), but is
+    after a rolled-back savepoint (which releases the row locks taken inside it) and in the next transaction."""
+    from sqlalchemy import event
+
+    from app.models.process import ProcessVersion
+    from app.models.sms import AuditEntry
+
+    with app.app_context():
+        session = db.session()
+        parsed = engine().parse(TIMER, {})
+        session.add(ProcessVersion(process_key="timer_demo", content_hash=parsed.content_hash, bpmn_xml=TIMER,
+                                   forms={}, active=True))
+        session.flush()
+        outcome = engine().start(session, "timer_demo", subject_type="test", subject_id=1, province_code=None,
+                                 data={"due": "2099-01-01T00:00:00+00:00"})
+        session.commit()
+        locks: list[str] = []
+
+        def count(_conn, _cursor, statement, *_args):
+            if statement.lstrip().startswith("SELECT") and "FROM process_instance" in statement:
+                locks.append(statement)  # the lock (FOR UPDATE on PostgreSQL; SQLite locks the database on write)
+
+        bind = session.get_bind()
+        event.listen(bind, "before_cursor_execute", count)
+        try:
+            first = engine().lock(session, outcome.instance_id)
+            session.add(AuditEntry(action="test", target="instance", detail="flush inside the transaction"))
+            session.flush()
+            assert engine().lock(session, outcome.instance_id) is first
+            assert len(locks) == 1
+            before = len(locks)
+            savepoint = session.begin_nested()
+            engine().lock(session, outcome.instance_id)
+            savepoint.rollback()
+            engine().lock(session, outcome.instance_id)
+            assert len(locks) == before + 1  # asked again once the savepoint was rolled back
+            session.commit()
+            engine().lock(session, outcome.instance_id)
+            assert len(locks) == before + 2  # and in the next transaction
+            session.rollback()
+        finally:
+            event.remove(bind, "before_cursor_execute", count)

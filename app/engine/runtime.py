@@ -12,9 +12,9 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.spiff.specs.defaults import UserTask
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app import clock, rowwrites
@@ -23,7 +23,7 @@ from app.engine.script_engine import SAFE_ENGINE
 from app.engine.service_task import DeferredServiceTask
 from app.engine.specs import SPEC_CACHE, InvalidProcess, ParsedProcess, parse_process
 from app.engine.state import compact, dump_state, load_state
-from app.extensions import after_commit
+from app.extensions import after_commit, releases_locks
 from app.models.process import HumanTask, ProcessInstance, ProcessVersion, ServiceCall
 from app.rowwrites import RowWrite
 
@@ -39,10 +39,19 @@ class TaskNotAvailable(EngineError):
 _HELD = "xpilot_locked_instances"  # session.info: instances locked in the current transaction
 
 
+# Built once and run with parameters: a kept statement skips SQLAlchemy's construction and cache-key walk.
+_LOCK = (select(ProcessInstance).where(ProcessInstance.id == bindparam("instance_id")).with_for_update()
+         .execution_options(populate_existing=True))
+_CALL_AND_LOCK = (select(ServiceCall, ProcessInstance).join(ProcessInstance, ProcessInstance.id == ServiceCall.instance_id)
+                  .where(ServiceCall.id == bindparam("call_id")).with_for_update(of=ProcessInstance)
+                  .execution_options(populate_existing=True))
+
+
 @sa_event.listens_for(Session, "after_transaction_end")
-def _forget_locks(session: Session, _transaction: Any) -> None:
+def _forget_locks(session: Session, transaction: SessionTransaction) -> None:
     # Any end of a transaction or savepoint: a savepoint rolled back releases the row locks taken inside it.
-    session.info.pop(_HELD, None)
+    if releases_locks(transaction):
+        session.info.pop(_HELD, None)
 
 
 @dataclass
@@ -255,10 +264,7 @@ class ProcessEngine:
 
     def lock_of_call(self, session: Session, call_id: int) -> ServiceCall | None:
         """Lock the instance a service call belongs to and return the call, in one statement (None: no such call)."""
-        stmt = (select(ServiceCall, ProcessInstance).join(ProcessInstance, ProcessInstance.id == ServiceCall.instance_id)
-                .where(ServiceCall.id == call_id).with_for_update(of=ProcessInstance)
-                .execution_options(populate_existing=True))
-        row = session.execute(stmt).first()
+        row = session.execute(_CALL_AND_LOCK, {"call_id": call_id}).first()
         if row is None:
             return None
         call, instance = row
@@ -272,8 +278,7 @@ class ProcessEngine:
         session.info.setdefault(_HELD, {})[instance.id] = instance
 
     def _lock_where(self, session: Session, instance_id: Any) -> ProcessInstance | None:
-        stmt = select(ProcessInstance).where(ProcessInstance.id == instance_id).with_for_update()
-        instance = session.scalars(stmt.execution_options(populate_existing=True)).first()
+        instance = session.scalars(_LOCK, {"instance_id": instance_id}).first()
         if instance is not None:
             self.hold(session, instance)
         return instance

@@ -35,9 +35,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
-from app import clock
+from app import clock, rowwrites
+from app.extensions import releases_locks
 from app.models.sms import SMS_FAILED, SMS_QUEUED, SMS_RETRYING, SMS_SENT, SMS_STATUS_LABELS, SmsMessage
 
 log = logging.getLogger(__name__)
@@ -150,11 +151,11 @@ def queue_message(session: Session, *, key: str, phone: str, template: str, para
         existing = session.scalars(select(SmsMessage).where(SmsMessage.idempotency_key == key)).first()
         if existing is not None:
             return existing
-    message = SmsMessage(idempotency_key=key, phone=phone, template=template, params=params,
-                         body=render(template, params), backend=backend or configured_backend_name(),
-                         status=SMS_QUEUED, province_code=province_code)
-    session.add(message)
-    session.flush()
+    message = rowwrites.insert_loaded(session, SmsMessage, {
+        "idempotency_key": key, "phone": phone, "template": template, "params": params,
+        "body": render(template, params), "backend": backend or configured_backend_name(), "status": SMS_QUEUED,
+        "attempts": 0, "error": None, "provider_message_id": None, "created_at": clock.now(), "sent_at": None,
+        "province_code": province_code, "next_attempt_at": None})
     session.info.setdefault(_HELD, {})[message.id] = message  # no other transaction can see it yet
     return message
 
@@ -163,8 +164,9 @@ _HELD = "xpilot_held_messages"  # session.info: messages the open transaction in
 
 
 @event.listens_for(Session, "after_transaction_end")
-def _forget_held(session: Session, _transaction: Any) -> None:
-    session.info.pop(_HELD, None)
+def _forget_held(session: Session, transaction: SessionTransaction) -> None:
+    if releases_locks(transaction):
+        session.info.pop(_HELD, None)
 
 
 def delivery_ref(message: SmsMessage) -> str:
