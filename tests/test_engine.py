@@ -151,22 +151,28 @@ TIMER = """<?xml version="1.0" encoding="UTF-8"?>
 </bpmn:definitions>"""
 
 
+def _start_timer_demo(session, due: str):
+    """Deploy the TIMER diagram and start one instance of it waiting until `due` (committed)."""
+    from app.models.process import ProcessVersion
+
+    parsed = engine().parse(TIMER, {})
+    session.add(ProcessVersion(process_key="timer_demo", content_hash=parsed.content_hash, bpmn_xml=TIMER,
+                               forms={}, active=True))
+    session.flush()
+    outcome = engine().start(session, "timer_demo", subject_type="test", subject_id=1, province_code=None,
+                             data={"due": due})
+    session.commit()
+    return outcome
+
+
 def test_timer_is_scheduled_and_woken_by_a_job(app):
     from datetime import datetime, timedelta
 
-    from app.models.process import ProcessVersion
     from tests.conftest import run_jobs
 
     with app.app_context():
         session = db.session()
-        parsed = engine().parse(TIMER, {})
-        session.add(ProcessVersion(process_key="timer_demo", content_hash=parsed.content_hash, bpmn_xml=TIMER,
-                                   forms={}, active=True))
-        session.flush()
-        due = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
-        outcome = engine().start(session, "timer_demo", subject_type="test", subject_id=1, province_code=None,
-                                 data={"due": due})
-        session.commit()
+        outcome = _start_timer_demo(session, (datetime.now(UTC) + timedelta(seconds=1)).isoformat())
         instance = session.get(ProcessInstance, outcome.instance_id)
         assert not instance.completed and instance.next_wake_at is not None
     time.sleep(2.2)
@@ -180,18 +186,11 @@ def test_instance_lock_is_kept_across_flushes_and_forgotten_with_a_savepoint(app
     after a rolled-back savepoint (which releases the row locks taken inside it) and in the next transaction."""
     from sqlalchemy import event
 
-    from app.models.process import ProcessVersion
     from app.models.sms import AuditEntry
 
     with app.app_context():
         session = db.session()
-        parsed = engine().parse(TIMER, {})
-        session.add(ProcessVersion(process_key="timer_demo", content_hash=parsed.content_hash, bpmn_xml=TIMER,
-                                   forms={}, active=True))
-        session.flush()
-        outcome = engine().start(session, "timer_demo", subject_type="test", subject_id=1, province_code=None,
-                                 data={"due": "2099-01-01T00:00:00+00:00"})
-        session.commit()
+        outcome = _start_timer_demo(session, "2099-01-01T00:00:00+00:00")
         locks: list[str] = []
 
         def count(_conn, _cursor, statement, *_args):
