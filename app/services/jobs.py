@@ -31,6 +31,7 @@ DRAIN_FLAG = "xpilot:svc-drain"  # set while a drain job is queued or running (i
 DRAIN_WAKE = "xpilot:svc-wake"  # one token per commit of new service calls, for the running drain
 DRAIN_TTL = 10  # seconds: a drain that died stops holding the flag after this long
 DRAIN_BATCH = 200
+DRAIN_GATHER = 0.02  # seconds a woken drain waits before it looks, so that one look finds several calls
 
 
 def enqueue_service_call(call_id: int) -> None:
@@ -63,7 +64,8 @@ def drain_service_calls(budget_seconds: float = 2.0) -> dict[str, int]:
     """Run the pending service calls that have not been tried yet, oldest first, each in its own transaction,
     and keep doing so while new ones arrive within the linger (settings: service_drain_linger).
 
-    A call that fails is handed to a job of its own, which retries it with backoff (RETRY). The drain ends when
+    A woken drain waits DRAIN_GATHER before it looks, so that at a steady stream of commits one look (a query and
+    a Redis round trip) finds the calls of several. A call that fails is handed to a job of its own, which retries it with backoff (RETRY). The drain ends when
     no call arrives for the linger, or after the budget so that other jobs (timers, deliveries) do not wait
     behind it; calls still coming then get a new drain job at the back of the queue.
     """
@@ -90,6 +92,7 @@ def drain_service_calls(budget_seconds: float = 2.0) -> dict[str, int]:
             continue
         if linger <= 0 or jobs.redis.blpop([DRAIN_WAKE], timeout=linger) is None:
             break
+        time.sleep(min(DRAIN_GATHER, linger))  # let the calls of commits close behind this one share the round
     # Free the flag so that the next commit queues a new drain, then answer a token pushed since the last look
     # (its commit found the flag still set and counted on this drain).
     jobs.redis.delete(DRAIN_FLAG)
