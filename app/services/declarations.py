@@ -409,7 +409,6 @@ def history(session: Session, declaration_id: int) -> list[DeclarationEvent]:
     return list(session.scalars(_HISTORY, {"declaration_id": declaration_id}))
 
 
-
 def _event(session: Session, decl: Declaration, user: User | None, action: str, text: str,
            comment: str | None = None) -> None:
     session.add(DeclarationEvent(**_event_row(decl, user, clock.now(), action, decl.status, comment or text)))

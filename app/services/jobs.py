@@ -65,9 +65,10 @@ def drain_service_calls(budget_seconds: float = 2.0) -> dict[str, int]:
     and keep doing so while new ones arrive within the linger (settings: service_drain_linger).
 
     A woken drain waits DRAIN_GATHER before it looks, so that at a steady stream of commits one look (a query and
-    a Redis round trip) finds the calls of several. A call that fails is handed to a job of its own, which retries it with backoff (RETRY). The drain ends when
-    no call arrives for the linger, or after the budget so that other jobs (timers, deliveries) do not wait
-    behind it; calls still coming then get a new drain job at the back of the queue.
+    a Redis round trip) finds the calls of several. A call that fails is handed to a job of its own, which retries
+    it with backoff (RETRY). The drain ends when no call arrives for the linger, or after the budget so that other
+    jobs (timers, deliveries) do not wait behind it; calls still coming then get a new drain job at the back of the
+    queue.
     """
     linger = float(current_app.config["XPILOT"].service_drain_linger)
     started = time.monotonic()
