@@ -399,7 +399,7 @@ def inbox(session: Session, user: User) -> list[HumanTask]:
         .order_by(HumanTask.created_at)))
 
 
-# Built once (see review._declaration_and_task_statements): the review page reads it on every visit.
+# Built once (see review._DECLARATION_AND_TASK): the review page reads it on every visit.
 _HISTORY = (select(DeclarationEvent).where(DeclarationEvent.declaration_id == bindparam("declaration_id"))
             .order_by(DeclarationEvent.at, DeclarationEvent.id))
 
