@@ -256,29 +256,32 @@ _DECLARATION_AND_TASK = (select(Declaration, HumanTask)
                          .outerjoin(HumanTask, and_(HumanTask.instance_id == Declaration.instance_id,
                                                     HumanTask.lane.in_(REVIEW_LANES), HumanTask.completed_at.is_(None)))
                          .where(Declaration.id == bindparam("declaration_id")).order_by(HumanTask.id).limit(1))
-_DECLARATION_AND_TASK_LOCKED = (_DECLARATION_AND_TASK.add_columns(ProcessInstance)
-                                .join(ProcessInstance, ProcessInstance.id == Declaration.instance_id)
-                                .with_for_update(of=ProcessInstance).execution_options(populate_existing=True))
+_DECLARATION_AND_TASK_FRESH = _DECLARATION_AND_TASK.execution_options(populate_existing=True)
+_INSTANCE_OF_DECLARATION_LOCKED = (
+    select(ProcessInstance).where(ProcessInstance.id == select(Declaration.instance_id)
+                                  .where(Declaration.id == bindparam("declaration_id")).scalar_subquery())
+    .with_for_update().execution_options(populate_existing=True))
 
 
 def _declaration_and_task(session: Session, user: User, declaration_id: int,
                           lock: bool) -> tuple[Declaration, HumanTask | None]:
-    """Return a declaration of the reviewer's province and its open review task, in one statement.
+    """Return a declaration of the reviewer's province and its open review task, read in one statement.
 
-    lock: also lock its process instance (until the transaction ends) and read both fresh, so that the task
-    read is the one a decision in this transaction completes. Claims and releases take the same lock.
+    lock: first lock its process instance (until the transaction ends), then read both fresh, so that the task
+    read is the one a decision in this transaction completes. Claims and releases take the same lock. The read
+    must be a statement of its own: one that waited for the lock would see the joined rows as they were before
+    the holder committed (PostgreSQL re-reads only the locked row), so a decision would miss a claim made
+    meanwhile.
     """
     from app.services.processes import engine
 
     province = _require_reviewer(user)
     params = {"declaration_id": declaration_id}
-    row = None
     if lock:
-        row = session.execute(_DECLARATION_AND_TASK_LOCKED, params).first()
-        if row is not None:
-            engine().hold(session, row[2])
-    if row is None:  # not locking, or a declaration without a process (it has no task either)
-        row = session.execute(_DECLARATION_AND_TASK, params).first()
+        instance = session.scalars(_INSTANCE_OF_DECLARATION_LOCKED, params).first()
+        if instance is not None:
+            engine().hold(session, instance)
+    row = session.execute(_DECLARATION_AND_TASK_FRESH if lock else _DECLARATION_AND_TASK, params).first()
     if row is None or row[0].province_code != province:
         raise NotFound("申报不存在")
     return row[0], row[1]
