@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
@@ -95,6 +96,20 @@ def releases_locks(transaction: SessionTransaction) -> bool:
 def after_commit(session: Session, callback: Callable[[], Any]) -> None:
     """Run callback once the session's transaction commits; drop it on rollback."""
     session.info.setdefault("after_commit", []).append(callback)
+
+
+@contextmanager
+def savepoint(session: Session) -> Iterator[None]:
+    """Run a block in a savepoint: if it raises, its writes and the after-commit actions it added are undone."""
+    pending = list(session.info.get("after_commit", []))
+    nested = session.begin_nested()
+    try:
+        yield
+    except BaseException:
+        nested.rollback()
+        session.info["after_commit"] = pending
+        raise
+    nested.commit()
 
 
 @event.listens_for(Session, "after_commit")

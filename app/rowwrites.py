@@ -102,13 +102,25 @@ def insert_returning_id(conn: Connection, write: RowWrite) -> int:
 def insert_loaded(session: Session, model: type[M], values: dict[str, Any]) -> M:
     """Insert a row of `model` and return it as a persistent object of the session, as if just loaded.
 
-    values: every column but the id (so that no attribute is left to load lazily). The ORM's unit of work,
-    which costs more than the INSERT, is not involved; later changes to the object are flushed as usual.
+    Columns not given take the model's defaults (None where it has none), so that every column is loaded and
+    nothing is left to load lazily. The ORM's unit of work, which costs more than the INSERT, is not involved;
+    later changes to the object are flushed as usual.
     """
     table = cast(Table, model.__table__)  # type: ignore[attr-defined]
-    missing = {c.key for c in table.columns} - set(values) - {"id"}
-    assert not missing, f"insert_loaded({model.__name__}) without {sorted(missing)}"
-    return loaded(session, model, dict(values, id=insert_returning_id(session.connection(), RowWrite(table, values))))
+    row = dict(values)
+    for column in table.columns:
+        if column.key in row or column.key == "id":
+            continue
+        default: Any = column.default
+        if default is None:
+            row[column.key] = None
+        elif default.is_callable:
+            row[column.key] = default.arg(None)  # SQLAlchemy wraps a plain callable to take the context
+        elif default.is_scalar:
+            row[column.key] = default.arg
+        else:
+            raise ValueError(f"insert_loaded({model.__name__}): column {column.key} has a default it cannot compute")
+    return loaded(session, model, dict(row, id=insert_returning_id(session.connection(), RowWrite(table, row))))
 
 
 def loaded(session: Session, model: type[M], values: dict[str, Any]) -> M:

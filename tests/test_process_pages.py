@@ -172,7 +172,7 @@ def test_a_bad_diagram_lists_every_problem_with_element_id_name_and_line(app):
     page = _text(response)
     assert "校验未通过：2 个问题" in page
     problems = re.findall(r'<li data-element-id="([^"]*)" data-line="(\d*)">', page)
-    assert problems == [("city_review", "48"), ("city_review", "48")]
+    assert problems == [("city_review", "58"), ("city_review", "58")]
     assert "元素 <code>city_review</code>（市级初审）" in page
     assert "泳道“city_reviewer”不是已知角色" in page
     assert "用户任务必须指定表单（formJsonSchemaFilename）" in page

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimeDateEventDefinition
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.spiff.specs.defaults import UserTask
@@ -23,6 +24,7 @@ from app.engine.script_engine import SAFE_ENGINE
 from app.engine.service_task import DeferredServiceTask
 from app.engine.specs import SPEC_CACHE, InvalidProcess, ParsedProcess, parse_process
 from app.engine.state import compact, dump_state, load_state
+from app.engine.vocabulary import Vocabulary
 from app.extensions import after_commit, releases_locks
 from app.models.process import HumanTask, ProcessInstance, ProcessVersion, ServiceCall
 from app.rowwrites import RowWrite
@@ -97,6 +99,11 @@ class StepOutcome:
     completed: bool
     open_tasks: list[OpenTask] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    meaning: str | None = None  # of the status, in the vocabulary of the instance's version
+
+    def waits_for(self, lane: str) -> bool:
+        """Tell whether a task of this lane is open after the step."""
+        return any(t.lane == lane for t in self.open_tasks)
 
 
 # The caller's own writes that follow from a step (its subject's row, its history), made from the step's outcome
@@ -185,7 +192,7 @@ class ProcessEngine:
             return hit
         # A stored version was checked when published; its lanes may name roles added since.
         return SPEC_CACHE.put(parse_process(version.bpmn_xml, version.forms, lanes=_AnyLane(),
-                                            operations=self.operations))
+                                            operations=self.operations, strict=False))
 
     def current_version(self, session: Session, process_key: str, province_code: str | None) -> VersionRef:
         """Return the version in force (the province's own, else the national one) with one light query."""
@@ -207,6 +214,10 @@ class ProcessEngine:
             ref = VersionRef(row.id, row.process_key, row.province_code, row.content_hash, dict(row.forms))
             self._refs[version_id] = ref
         return ref
+
+    def vocabulary(self, session: Session, process_key: str, province_code: str | None) -> Vocabulary:
+        """Return the statuses of the version in force for the province."""
+        return self._parsed_by_id(session, self.current_version(session, process_key, province_code).id).vocabulary
 
     @staticmethod
     def resolve_version(session: Session, process_key: str, province_code: str | None) -> ProcessVersion:
@@ -398,9 +409,9 @@ class ProcessEngine:
         self._save(session, instance, parsed, workflow, actor_id=None)
         return True
 
-    def update_waiting(self, session: Session, instance_id: int, data: Mapping[str, Any],
-                       retime: Mapping[str, datetime] | None = None) -> bool:
-        """Replace values in the data of an instance's live tasks (so later steps see them) and move armed timers."""
+    def update_waiting(self, session: Session, instance_id: int, data: Mapping[str, Any]) -> bool:
+        """Replace values in the data of an instance's live tasks (so later steps see them) and recompute the
+        waiting date timers from the new data (a deadline moved moves every timer set from it)."""
         instance = self.lock(session, instance_id)
         if instance.completed:
             return False
@@ -408,8 +419,13 @@ class ProcessEngine:
         live = TaskState.READY | TaskState.WAITING | TaskState.FUTURE | TaskState.LIKELY | TaskState.MAYBE
         for task in workflow.get_tasks(state=live):
             task.data.update(copy.deepcopy(dict(data)))
-            if retime and task.task_spec.name in retime and task.state == TaskState.WAITING:
-                task._set_internal_data(event_value=retime[task.task_spec.name].isoformat())
+            event = getattr(task.task_spec, "event_definition", None)
+            if task.state == TaskState.WAITING and isinstance(event, TimeDateEventDefinition):
+                try:
+                    task._set_internal_data(event_value=workflow.script_engine.evaluate(task, event.expression))
+                except (WorkflowException, ExpressionError) as exc:
+                    raise EngineError(f"流程执行出错：定时器 {task.task_spec.bpmn_name or task.task_spec.name}"
+                                      f"的表达式用新数据求值失败：{exc}") from exc
         self._save(session, instance, parsed, workflow, actor_id=None)
         return True
 
@@ -480,7 +496,8 @@ class ProcessEngine:
                   "next_wake_at": self._schedule_timers(session, instance.id, workflow),
                   "path": list(instance.path or []) + list(dict.fromkeys(fresh)) if fresh else instance.path}
         data = dict(workflow.last_task.data) if workflow.last_task is not None else {}
-        outcome = StepOutcome(instance.id, values["status"], values["completed"], scan.open_tasks, data)
+        outcome = StepOutcome(instance.id, values["status"], values["completed"], scan.open_tasks, data,
+                              parsed.vocabulary.meaning_of(status))
         before = getattr(workflow, "_xpilot_before", None)
         if before is None:
             open_before = self._open_task_ids(session, instance)

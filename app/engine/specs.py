@@ -18,6 +18,7 @@ from SpiffWorkflow.spiff.specs.defaults import ScriptTask, UserTask
 
 from app.engine.expressions import ExpressionError, compile_expression
 from app.engine.service_task import DeferredServiceTask
+from app.engine.vocabulary import MEANINGS, NATIONAL_DEFAULTS, REQUIRED_MEANINGS, Vocabulary, declared, status_words
 
 MAX_BPMN_BYTES = 2 * 1024 * 1024
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
@@ -70,6 +71,7 @@ class ParsedProcess:
     forms: dict[str, dict[str, Any]]
     xml: str
     task_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    vocabulary: Vocabulary = field(default_factory=lambda: Vocabulary(()))
 
 
 def content_hash(xml: str, forms: Mapping[str, Any]) -> str:
@@ -98,9 +100,26 @@ def _lines(root: etree._Element) -> dict[str, tuple[int, str]]:
     return {el.get("id"): (el.sourceline, el.get("name") or "") for el in root.iter() if el.get("id")}
 
 
+def _process_properties(root: etree._Element) -> tuple[str, list[tuple[str, str]]]:
+    """Return the id of the executable process element and the spiffworkflow properties set on it."""
+    for process in root.iter(f"{{{BPMN_NS}}}process"):
+        if process.get("isExecutable", "true") == "false":
+            continue
+        pairs = [(p.get("name") or "", p.get("value") or "")
+                 for ext in process.findall(f"{{{BPMN_NS}}}extensionElements")
+                 for props in ext.findall(f"{{{SPIFF_NS}}}properties")
+                 for p in props.findall(f"{{{SPIFF_NS}}}property")]
+        return process.get("id", ""), pairs
+    return "", []
+
+
 def parse_process(xml: str, forms: Mapping[str, Any], *, lanes: Iterable[str],
-                  operations: Mapping[str, Iterable[str]]) -> ParsedProcess:
-    """Validate a diagram and its forms and return it parsed; raise InvalidProcess listing every problem."""
+                  operations: Mapping[str, Iterable[str]], strict: bool = True) -> ParsedProcess:
+    """Validate a diagram and its forms and return it parsed; raise InvalidProcess listing every problem.
+
+    strict: the checks of a new version (declared statuses, elements someone can complete); a stored version was
+    checked when published, and one published before processes declared their statuses reads the national ones.
+    """
     root = safe_xml(xml)
     where = _lines(root)
     problems: list[Problem] = []
@@ -112,6 +131,18 @@ def parse_process(xml: str, forms: Mapping[str, Any], *, lanes: Iterable[str],
     for tag in ("scriptTask",):
         for el in root.iter(f"{{{BPMN_NS}}}{tag}"):
             problem("不允许脚本任务（scriptTask）", el.get("id", ""))
+    if strict:
+        # Nobody can complete these: a step modelled so would wait for ever.
+        for tag, label in (("task", "普通任务（task）"), ("manualTask", "手工任务（manualTask）"),
+                           ("businessRuleTask", "业务规则任务"), ("sendTask", "发送任务"), ("receiveTask", "接收任务")):
+            for el in root.iter(f"{{{BPMN_NS}}}{tag}"):
+                problem(f"不支持{label}：没有人能办理它，流程会停在这里。请改为用户任务（放在角色泳道中并指定表单）"
+                        "或服务任务", el.get("id", ""))
+    process_element, properties = _process_properties(root)
+    vocabulary, vocabulary_errors = declared(properties)
+    if strict:
+        for message in vocabulary_errors:
+            problem(f"状态声明有误：{message}", process_element)
     for tag in ("preScript", "postScript"):
         for el in root.iter(f"{{{SPIFF_NS}}}{tag}"):
             owner = el.getparent().getparent() if el.getparent() is not None else None
@@ -160,6 +191,8 @@ def parse_process(xml: str, forms: Mapping[str, Any], *, lanes: Iterable[str],
                         compile_expression(props[key])
                     except ExpressionError as exc:
                         problem(f"属性 {key} 的表达式不合法：{exc}", name)
+            if strict and props.get("status"):
+                _check_status(props["status"], vocabulary, lambda message, n=name: problem(message, n))
             if isinstance(ts, ScriptTask):
                 problem("不允许脚本任务", name)
             if getattr(ts, "prescript", None) or getattr(ts, "postscript", None):
@@ -194,9 +227,31 @@ def parse_process(xml: str, forms: Mapping[str, Any], *, lanes: Iterable[str],
                     except ExpressionError as exc:
                         problem(f"参数 {pname} 的表达式不合法：{exc}", name)
             task_info[name] = info
+    if not vocabulary:
+        vocabulary = NATIONAL_DEFAULTS.get(process_id, vocabulary)
+    if strict:
+        missing = [m for m in REQUIRED_MEANINGS.get(process_id, ()) if not vocabulary.words(m)]
+        if missing:
+            problem("流程的状态声明缺少这些含义的状态：" + "、".join(f"{MEANINGS[m][0]}（{m}）" for m in missing),
+                    process_element)
     if problems:
         raise InvalidProcess(problems)
-    return ParsedProcess(process_id, content_hash(xml, forms), spec, subprocess_specs, dict(forms), xml, task_info)
+    return ParsedProcess(process_id, content_hash(xml, forms), spec, subprocess_specs, dict(forms), xml, task_info,
+                         vocabulary)
+
+
+def _check_status(source: str, vocabulary: Vocabulary, problem: Any) -> None:
+    """Refuse a status expression that could yield a status the process does not declare."""
+    try:
+        words = status_words(source)
+    except ExpressionError as exc:
+        problem(f"状态表达式不合法：{exc}")
+        return
+    if not vocabulary:
+        problem("流程没有声明状态：请在流程属性中列出每个状态及其含义（status:状态名 = 含义）")
+        return
+    for word in sorted(words - {w for w, _ in vocabulary}):
+        problem(f"状态“{word}”没有在流程的状态声明中（已声明：{'、'.join(w for w, _ in vocabulary)}）")
 
 
 class SpecCache:

@@ -149,7 +149,7 @@ def dry_run(parsed: ParsedProcess, start_data: Mapping[str, Any], steps: Iterabl
 
 def _describe(data: Mapping[str, Any]) -> str:
     decision = data.get("decision")
-    return {"approve": "审核通过", "reject": "审核不通过"}.get(str(decision), "提交") if decision else "提交"
+    return f"审核结论 {decision}" if decision else "提交"
 
 
 def _status(parsed: ParsedProcess, workflow: BpmnWorkflow) -> str:

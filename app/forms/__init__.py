@@ -36,6 +36,11 @@ class FormSpec:
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
 
+    def choice_label(self, name: str, value: Any) -> str:
+        """Return how the form names a choice of one of its fields (the value itself if it names none)."""
+        found = self.field(name)
+        return next((label for v, label in found.options if v == str(value)), str(value)) if found else str(value)
+
     @cached_property
     def validator(self) -> jsonschema.Draft202012Validator:
         """The schema's validator, built once per form (forms are kept between requests)."""

@@ -12,12 +12,6 @@ from app.models.base import Base
 from app.models.masterdata import Certificate, School
 from app.models.plan import DeclarationPlan
 
-STATUS_DRAFT = "草稿"
-STATUS_PENDING = "待审核"
-STATUS_APPROVED = "审核通过"
-STATUS_REJECTED = "审核不通过"
-STATUS_EXPIRED = "已过期"
-
 
 class Declaration(Base):
     """One school's declaration of one certificate at one level in one plan."""
@@ -30,6 +24,8 @@ class Declaration(Base):
         Index("ix_declaration_plan_status", "plan_id", "status"),
         Index("ix_declaration_province_cert", "province_code", "certificate_id", "level"),
         Index("ix_declaration_province_city", "province_code", "city_code"),
+        Index("ix_declaration_plan_meaning", "plan_id", "status_meaning"),
+        Index("ix_declaration_province_meaning", "province_code", "status_meaning"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -43,8 +39,10 @@ class Declaration(Base):
     trainee_count: Mapped[int] = mapped_column()
     teachers: Mapped[str] = mapped_column(Text)
     facilities: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default=STATUS_DRAFT)
-    locked: Mapped[bool] = mapped_column(default=False)  # submitted and not yet sent back
+    # The word of the declaration's process (shown) and its meaning (compared): app.engine.vocabulary.
+    status: Mapped[str] = mapped_column(String(16), default="")
+    status_meaning: Mapped[str] = mapped_column(String(16), default="draft")
+    locked: Mapped[bool] = mapped_column(default=False)  # the school has no open task on it
     instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id"), nullable=True)
     review_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     submitted_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models.declaration import STATUS_APPROVED, Declaration
+from app.engine.vocabulary import APPROVED
+from app.models.declaration import Declaration
 from app.models.masterdata import Certificate, Division, School
 from app.models.plan import PLAN_ANNOUNCING, PLAN_FINISHED, DeclarationPlan, PlanResult
 from app.services.errors import NotFound
@@ -43,7 +44,7 @@ def announcement(session: Session, plan_id: int) -> tuple[DeclarationPlan, str, 
         .join(Certificate, Certificate.id == Declaration.certificate_id)
         .outerjoin(Division, Division.code == School.city_code)
         .join(PlanResult, (PlanResult.school_id == School.id) & (PlanResult.plan_id == plan_id))
-        .where(Declaration.plan_id == plan_id, Declaration.status == STATUS_APPROVED, PlanResult.is_pilot.is_(True))
+        .where(Declaration.plan_id == plan_id, Declaration.status_meaning == APPROVED, PlanResult.is_pilot.is_(True))
         .order_by(Division.name, School.name_sort, School.name, Certificate.name)).all()
     lines: dict[str, PilotLine] = {}
     for school, city, cert, level in rows:
@@ -60,6 +61,6 @@ def school_results(session: Session, school_id: int) -> list[tuple[DeclarationPl
         certs = [f"{name}（{level}）" for name, level in session.execute(
             select(Certificate.name, Declaration.level).join(Declaration, Declaration.certificate_id == Certificate.id)
             .where(Declaration.plan_id == plan.id, Declaration.school_id == school_id,
-                   Declaration.status == STATUS_APPROVED))]
+                   Declaration.status_meaning == APPROVED))]
         result.append((plan, res, certs))
     return result

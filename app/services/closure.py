@@ -3,25 +3,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, select, update
+from sqlalchemy import and_, case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from app import clock
+from app.engine.vocabulary import APPROVED
 from app.extensions import after_commit
-from app.models.declaration import (
-    STATUS_APPROVED,
-    STATUS_DRAFT,
-    STATUS_EXPIRED,
-    STATUS_REJECTED,
-    Declaration,
-    DeclarationEvent,
-)
+from app.models.declaration import Declaration
 from app.models.masterdata import School
 from app.models.plan import PLAN_ANNOUNCING, PLAN_CLOSED, PLAN_FINISHED, DeclarationPlan, PlanResult
 from app.models.process import HumanTask
 from app.models.sms import SmsMessage
 from app.models.user import ROLE_SCHOOL, User
-from app.services import sms
+from app.services import lifecycle, sms
 
 
 def _lock_plan(session: Session, plan_id: int) -> DeclarationPlan:
@@ -33,37 +27,33 @@ def _lock_plan(session: Session, plan_id: int) -> DeclarationPlan:
 
 
 def close_plan(session: Session, plan_id: int) -> dict[str, Any]:
-    """Close the window: drafts become 已过期, declarations sent back can no longer change, schools with only drafts are told."""
-    from app.services.processes import engine
+    """Close the window: drafts expire, declarations returned to the school can no longer change, schools with only
+    drafts are told."""
+    from app.services.processes import engine  # processes imports the handlers, which import this module
 
     plan = _lock_plan(session, plan_id)
     if plan.closed_at is not None:
         return {"already": True, "expired": 0, "notified": 0}
-    now = clock.now()
     plan.status = PLAN_CLOSED
-    plan.closed_at = now
-    open_school_tasks = (select(Declaration.id, Declaration.instance_id, Declaration.status, Declaration.school_id)
+    plan.closed_at = clock.now()
+    open_school_tasks = (select(Declaration.id, Declaration.instance_id, Declaration.status,
+                                Declaration.status_meaning, Declaration.school_id)
                          .join(HumanTask, and_(HumanTask.instance_id == Declaration.instance_id,
                                                HumanTask.lane == ROLE_SCHOOL, HumanTask.completed_at.is_(None)))
                          .where(Declaration.plan_id == plan_id))
     rows = session.execute(open_school_tasks).all()
-    drafts = [r for r in rows if r.status == STATUS_DRAFT]
-    sent_back = [r for r in rows if r.status != STATUS_DRAFT]
     eng = engine()
-    eng.terminate_many(session, [r.instance_id for r in drafts if r.instance_id], STATUS_EXPIRED)
-    eng.terminate_many(session, [r.instance_id for r in sent_back if r.instance_id], STATUS_REJECTED)
-    draft_ids = [r.id for r in drafts]
-    for start in range(0, len(draft_ids), 1000):
-        session.execute(update(Declaration).where(Declaration.id.in_(draft_ids[start:start + 1000]))
-                        .values(status=STATUS_EXPIRED, locked=True, updated_at=now))
-    session.execute(update(Declaration).where(Declaration.id.in_([r.id for r in sent_back]))
-                    .values(locked=True, updated_at=now)) if sent_back else None
-    if draft_ids:
-        session.execute(insert(DeclarationEvent), [
-            {"declaration_id": i, "at": now, "actor_name": "系统", "action": "expired", "status": STATUS_EXPIRED,
-             "comment": f"申报截止（{clock.format_local(plan.ends_at)}），未提交的草稿已过期"} for i in draft_ids])
-    notified = _notify_draft_only_schools(session, plan, {r.school_id for r in drafts})
-    return {"already": False, "expired": len(draft_ids), "locked_rejected": len(sent_back), "notified": notified}
+    closed = lifecycle.close_window(session, rows, eng.vocabulary(session, "declaration", plan.province_code),
+                                    plan.ends_at)
+    instances = {r.id: r.instance_id for r in rows if r.instance_id}
+    eng.terminate_many(session, [instances[i] for i in closed.expired if i in instances], closed.expired_status)
+    for status in set(closed.final_status.values()):
+        eng.terminate_many(session, [instances[i] for i, s in closed.final_status.items() if s == status and i in instances],
+                           status)
+    expired = set(closed.expired)
+    notified = _notify_draft_only_schools(session, plan, {r.school_id for r in rows if r.id in expired})
+    return {"already": False, "expired": len(closed.expired), "locked_rejected": len(closed.locked),
+            "notified": notified}
 
 
 def _notify_draft_only_schools(session: Session, plan: DeclarationPlan, school_ids: set[int]) -> int:
@@ -100,7 +90,7 @@ def compute_results(session: Session, plan_id: int) -> dict[str, Any]:
     now = clock.now()
     counts = session.execute(
         select(Declaration.school_id, func.count(Declaration.id),
-               func.sum(case((Declaration.status == STATUS_APPROVED, 1), else_=0)))
+               func.sum(case((Declaration.status_meaning == APPROVED, 1), else_=0)))
         .where(Declaration.plan_id == plan_id).group_by(Declaration.school_id)).all()
     session.execute(delete(PlanResult).where(PlanResult.plan_id == plan_id))
     rows = [{"plan_id": plan_id, "school_id": school_id, "declared_count": int(declared),

@@ -1,21 +1,20 @@
 """Declarations of certificate pilots by schools (user guide 一.3, 二.2–3)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import Table, and_, bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import Session, object_session
 
-from app import clock, refcache, rowwrites
-from app.engine.runtime import EngineError, StepOutcome, TaskNotAvailable
+from app import clock, refcache
+from app.engine.runtime import EngineError, TaskNotAvailable
+from app.engine.vocabulary import DRAFT
 from app.forms import FormSpec, build_form, validate
-from app.models.declaration import STATUS_DRAFT, Declaration, DeclarationEvent
+from app.models.declaration import Declaration, DeclarationEvent
 from app.models.masterdata import Certificate, Major, School
 from app.models.plan import (
     PLAN_ANNOUNCING,
@@ -27,8 +26,9 @@ from app.models.plan import (
 )
 from app.models.process import HumanTask
 from app.models.user import ROLE_SCHOOL, User
-from app.rowwrites import RowWrite
+from app.services import lifecycle
 from app.services.errors import Forbidden, NotFound, ServiceError
+from app.services.plans import plan_data
 
 ACTION_SAVE = "save"
 ACTION_SUBMIT = "submit"
@@ -188,81 +188,29 @@ def create_declaration(session: Session, user: User, values: Mapping[str, Any], 
                     duplicates=False)
     if errors:
         raise ServiceError("申报信息有误，请按提示修改", errors)
-    now = clock.now()
     cert = certificate_info(session, values["certificate_id"])
     assert cert is not None
     try:
-        decl = rowwrites.insert_loaded(session, Declaration, {
+        decl = lifecycle.new_declaration(session, {
             "plan_id": plan.id, "school_id": school.id, "province_code": school.province_code,
             "city_code": school.city_code, "certificate_id": cert.id, "level": values["level"],
             "majors": list(values["majors"]), "trainee_count": values["trainee_count"], "teachers": values["teachers"],
-            "facilities": values["facilities"], "status": STATUS_DRAFT, "locked": False, "instance_id": None,
-            "review_comment": None, "submitted_at": None, "decided_at": None, "created_at": now, "updated_at": now,
-            "revision": 0})
+            "facilities": values["facilities"]})
     except IntegrityError:  # uq_declaration_once: nothing else was written in this transaction yet
         session.rollback()
         raise ServiceError("申报信息有误，请按提示修改", {"certificate_id": _duplicate_message(cert.name, values["level"])}) from None
-    data = _process_data(school, cert, decl, user)
-    first_step = (ROLE_SCHOOL, _submission(data, decl)) if action == ACTION_SUBMIT else None
+    data = _process_data(school, cert, decl, user, plan)
     submit = action == ACTION_SUBMIT
-
-    def changes(outcome: StepOutcome) -> dict[str, Any]:
-        values: dict[str, Any] = {"instance_id": outcome.instance_id, "status": outcome.status}
-        if submit:
-            values.update(locked=locked_after(outcome), submitted_at=now)
-        return values
-
-    writes = DeclarationWrites(decl, user, changes, [("created", "新建申报（草稿）", None, False)]
-                               + ([("submitted", "提交审核", None, True)] if submit else []))
+    first_step = (ROLE_SCHOOL, _submission(data, decl)) if submit else None
+    step = lifecycle.created(decl, user, submit)
     try:
         engine().start(session, "declaration", subject_type="declaration", subject_id=decl.id,
                        province_code=school.province_code, city_code=school.city_code,
-                       school_id=school.id, data=data, first_step=first_step, side=writes)
+                       school_id=school.id, data=data, first_step=first_step, side=step)
     except EngineError as exc:
         raise ServiceError(str(exc)) from exc
-    writes.applied()
+    step.applied()
     return decl
-
-
-def locked_after(outcome: StepOutcome) -> bool:
-    """A declaration is locked while the school has no open task on it."""
-    return not any(t.lane == ROLE_SCHOOL for t in outcome.open_tasks)
-
-
-class DeclarationWrites:
-    """A declaration's new column values and history entries, made from an engine step's outcome and written
-    with the step (the engine's SideWrites: one statement on PostgreSQL). After the step, applied() shows the
-    new values on the ORM object as already saved.
-
-    events: (action, text, comment, after): after tells whether the entry carries the status after the step.
-    """
-
-    def __init__(self, decl: Declaration, user: User | None, changes: Callable[[StepOutcome], dict[str, Any]],
-                 events: Sequence[tuple[str, str, str | None, bool]]) -> None:
-        self.decl = decl
-        self.user = user
-        self.changes = changes
-        self.events = events
-        self.values: dict[str, Any] = {}
-
-    def __call__(self, outcome: StepOutcome) -> list[RowWrite]:
-        before = self.decl.status
-        self.values = self.changes(outcome)
-        after = self.values.get("status", before)
-        now = clock.now()
-        table = cast(Table, Declaration.__table__)
-        events = cast(Table, DeclarationEvent.__table__)
-        writes = [RowWrite(table, self.values, {"id": self.decl.id})]
-        # Statements of one step run in no set order, so the entries are a microsecond apart to keep their
-        # order in the history.
-        writes.extend(RowWrite(events, _event_row(self.decl, self.user, now + timedelta(microseconds=index),
-                                                  action, after if post else before, comment or text))
-                      for index, (action, text, comment, post) in enumerate(self.events))
-        return writes
-
-    def applied(self) -> None:
-        for name, value in self.values.items():
-            set_committed_value(self.decl, name, value)
 
 
 def _submission(data: Mapping[str, Any], decl: Declaration) -> dict[str, Any]:
@@ -274,10 +222,11 @@ def _submission(data: Mapping[str, Any], decl: Declaration) -> dict[str, Any]:
     return step
 
 
-def _process_data(school: School, cert: CertificateInfo, decl: Declaration, user: User) -> dict[str, Any]:
+def _process_data(school: School, cert: CertificateInfo, decl: Declaration, user: User,
+                  plan: DeclarationPlan) -> dict[str, Any]:
     return {"school_name": school.name, "school_phone": user.phone or school.contact_phone or "",
             "certificate_name": cert.name, "level": decl.level, "decision": "", "comment": "",
-            "declaration_id": decl.id, "plan_id": decl.plan_id}
+            "declaration_id": decl.id, **plan_data(object_session(decl), plan)}
 
 
 def get_declaration(session: Session, user: User, declaration_id: int) -> Declaration:
@@ -334,12 +283,11 @@ def update_declaration(session: Session, user: User, declaration_id: int, values
     decl.trainee_count = values["trainee_count"]
     decl.teachers = values["teachers"]
     decl.facilities = values["facilities"]
-    decl.updated_at = clock.now()
-    decl.revision += 1
     if action == ACTION_SUBMIT:
+        decl.revision += 1
         _submit(session, decl, user, school, cert)
     else:
-        _event(session, decl, user, "saved", "保存草稿（暂不提交审核）")
+        lifecycle.saved(session, decl, user)
     return decl
 
 
@@ -349,19 +297,16 @@ def _submit(session: Session, decl: Declaration, user: User, school: School, cer
     task = school_task_open(session, decl)
     if task is None or decl.instance_id is None:
         raise Forbidden("该申报已提交审核，不能重复提交")
-    data = _submission(_process_data(school, cert, decl, user), decl)
-    now = clock.now()
-    writes = DeclarationWrites(decl, user, lambda outcome: {
-        "status": outcome.status, "locked": locked_after(outcome), "submitted_at": now, "review_comment": None},
-        [("submitted", "提交审核", None, True)])
+    data = _submission(_process_data(school, cert, decl, user, decl.plan), decl)
+    step = lifecycle.submitted(decl, user)
     try:
         engine().complete_task(session, decl.instance_id, task.task_id, actor_id=user.id, lanes=[ROLE_SCHOOL],
-                               data=data, side=writes)
+                               data=data, side=step)
     except TaskNotAvailable:
         raise Forbidden("该申报已提交审核，不能重复提交") from None
     except EngineError as exc:
         raise ServiceError(str(exc)) from exc
-    writes.applied()
+    step.applied()
 
 
 def delete_declaration(session: Session, user: User, declaration_id: int) -> None:
@@ -372,7 +317,7 @@ def delete_declaration(session: Session, user: User, declaration_id: int) -> Non
     if decl.instance_id is not None:
         engine().lock(session, decl.instance_id)
         session.refresh(decl)
-    if decl.status != STATUS_DRAFT or school_task_open(session, decl) is None:
+    if decl.status_meaning != DRAFT or decl.submitted_at is not None or school_task_open(session, decl) is None:
         raise Forbidden(f"该申报当前状态为“{decl.status}”，只有未提交的草稿可以删除")
     instance_id = decl.instance_id
     session.delete(decl)
@@ -407,18 +352,6 @@ _HISTORY = (select(DeclarationEvent).where(DeclarationEvent.declaration_id == bi
 def history(session: Session, declaration_id: int) -> list[DeclarationEvent]:
     """Return a declaration's history, oldest first."""
     return list(session.scalars(_HISTORY, {"declaration_id": declaration_id}))
-
-
-def _event(session: Session, decl: Declaration, user: User | None, action: str, text: str,
-           comment: str | None = None) -> None:
-    session.add(DeclarationEvent(**_event_row(decl, user, clock.now(), action, decl.status, comment or text)))
-
-
-def _event_row(decl: Declaration, user: User | None, at: datetime, action: str, status: str,
-               comment: str) -> dict[str, Any]:
-    return {"declaration_id": decl.id, "at": at, "actor_id": user.id if user else None,
-            "actor_name": user.display_name if user else "系统", "action": action, "status": status,
-            "comment": comment}
 
 
 def major_names(session: Session, codes: list[str]) -> dict[str, str]:

@@ -165,8 +165,8 @@ def _plans(session: Session, certs: list[Certificate]) -> None:
         plan.certificates = [PlanCertificate(certificate_id=c.id) for c in certs]
         session.add(plan)
         session.flush()
-        from app.services.plans import _process_data
+        from app.services.plans import plan_data
         from app.services.processes import engine
         plan.instance_id = engine().start(session, "plan", subject_type="plan", subject_id=plan.id,
-                                          province_code=province, data=_process_data(plan)).instance_id
+                                          province_code=province, data=plan_data(session, plan)).instance_id
     session.flush()

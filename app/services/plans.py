@@ -8,9 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import clock
+from app import clock, refcache
+from app.models.declaration import Declaration
 from app.models.masterdata import Certificate
 from app.models.plan import PLAN_PUBLISHED, PLAN_WITHDRAWN, DeclarationPlan, PlanCertificate
+from app.models.process import ProcessInstance
 from app.models.sms import AuditEntry
 from app.models.user import ROLE_PROVINCE_ADMIN, User
 from app.services.errors import Forbidden, NotFound, ServiceError
@@ -109,10 +111,40 @@ def _check_certificates(session: Session, ids: list[int], errors: dict[str, str]
     return sorted(found)
 
 
-def _process_data(plan: DeclarationPlan) -> dict[str, Any]:
-    return {"plan_id": plan.id, "ends_at": plan.ends_at.isoformat(),
-            "review_deadline": (plan.review_deadline or plan.ends_at).isoformat(),
-            "announce_ends_at": plan.announce_ends_at.isoformat()}
+# The plan's data as its own process and every declaration process under it hold it (their expressions may use
+# these names; a change to the plan is copied to both and their waiting timers recomputed).
+PLAN_DATA_FIELDS = {"plan_id": "申报计划编号", "plan_name": "申报计划名称", "starts_at": "申报开始时间",
+                    "ends_at": "申报截止时间", "review_deadline": "审核截止时间", "announce_ends_at": "公示结束时间",
+                    "certificates": "开放申报的证书（名称列表）"}
+
+
+def plan_data(session: Session, plan: DeclarationPlan) -> dict[str, Any]:
+    """Return the plan's times and offered certificates as process data (kept between requests)."""
+    def compute() -> dict[str, Any]:
+        names = list(session.scalars(select(Certificate.name).join(
+            PlanCertificate, PlanCertificate.certificate_id == Certificate.id)
+            .where(PlanCertificate.plan_id == plan.id).order_by(Certificate.name)))
+        return {"plan_id": plan.id, "plan_name": plan.name, "starts_at": plan.starts_at.isoformat(),
+                "ends_at": plan.ends_at.isoformat(),
+                "review_deadline": (plan.review_deadline or plan.ends_at).isoformat(),
+                "announce_ends_at": plan.announce_ends_at.isoformat(), "certificates": names}
+    key = ("plan data", plan.id, plan.ends_at.isoformat(), plan.starts_at.isoformat(),
+           plan.review_deadline.isoformat() if plan.review_deadline else "", plan.announce_days, plan.name)
+    return dict(refcache.cached(session, key, compute))
+
+
+def _copy_plan_data(session: Session, plan: DeclarationPlan) -> None:
+    """Give the plan's process and the waiting declaration processes under it the plan's new data."""
+    from app.services.processes import engine  # processes imports the handlers, which import plan steps
+
+    data = plan_data(session, plan)
+    eng = engine()
+    if plan.instance_id:
+        eng.update_waiting(session, plan.instance_id, data)
+    for instance_id in session.scalars(select(Declaration.instance_id).join(
+            ProcessInstance, ProcessInstance.id == Declaration.instance_id)
+            .where(Declaration.plan_id == plan.id, ProcessInstance.completed.is_(False)).order_by(Declaration.id)):
+        eng.update_waiting(session, instance_id, data)
 
 
 def _apply(session: Session, plan: DeclarationPlan, data: PlanInput, errors: dict[str, str]) -> None:
@@ -140,7 +172,7 @@ def publish_plan(session: Session, user: User, data: PlanInput, errors: dict[str
     session.add(plan)
     session.flush()
     outcome = engine().start(session, "plan", subject_type="plan", subject_id=plan.id, province_code=province,
-                             data=_process_data(plan))
+                             data=plan_data(session, plan))
     plan.instance_id = outcome.instance_id
     _audit(session, user, "publish_plan", plan, f"发布申报计划，申报时间 {clock.format_local(plan.starts_at)} 至 "
                                                 f"{clock.format_local(plan.ends_at)}")
@@ -149,7 +181,6 @@ def publish_plan(session: Session, user: User, data: PlanInput, errors: dict[str
 
 def edit_plan(session: Session, user: User, plan_id: int, data: PlanInput, errors: dict[str, str]) -> DeclarationPlan:
     """Change a plan that has not opened yet."""
-    from app.services.processes import engine
 
     plan = get_plan(session, user, plan_id)
     now = clock.now()
@@ -157,8 +188,7 @@ def edit_plan(session: Session, user: User, plan_id: int, data: PlanInput, error
         raise Forbidden("申报已开始的计划不能修改，只能延长申报截止时间")
     _apply(session, plan, data, errors)
     session.flush()
-    if plan.instance_id:
-        engine().update_waiting(session, plan.instance_id, _process_data(plan), retime={"wait_close": plan.ends_at})
+    _copy_plan_data(session, plan)
     _audit(session, user, "edit_plan", plan, "修改申报计划")
     return plan
 
@@ -179,7 +209,6 @@ def withdraw_plan(session: Session, user: User, plan_id: int) -> DeclarationPlan
 
 def extend_deadline(session: Session, user: User, plan_id: int, new_ends_at_text: str, reason: str) -> DeclarationPlan:
     """Extend an open plan's 申报截止时间, recording who and why; never into the past."""
-    from app.services.processes import engine
 
     plan = get_plan(session, user, plan_id)
     errors: dict[str, str] = {}
@@ -202,8 +231,8 @@ def extend_deadline(session: Session, user: User, plan_id: int, new_ends_at_text
         raise ServiceError("延期信息有误", errors)
     old = plan.ends_at
     plan.ends_at = new_ends_at
-    if plan.instance_id:
-        engine().update_waiting(session, plan.instance_id, _process_data(plan), retime={"wait_close": new_ends_at})
+    session.flush()
+    _copy_plan_data(session, plan)
     _audit(session, user, "extend_plan", plan, f"申报截止时间由 {clock.format_local(old)} 延长至 "
                                                f"{clock.format_local(new_ends_at)}；原因：{reason.strip()}")
     return plan

@@ -20,11 +20,11 @@ from app.models.user import ROLE_ANALYST, ROLE_MINISTRY_ADMIN, User
 from app.services.errors import Forbidden, NotFound
 
 SCENARIOS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
-    "submit_approve": ("提交 → 审核通过", [("school", {"action": "submit"}), ("*review", {"decision": "approve"})]),
-    "submit_reject_resubmit_approve": ("提交 → 审核不通过 → 修改后重新提交 → 审核通过", [
+    "submit_approve": ("提交 → 通过", [("school", {"action": "submit"}), ("*review", {"decision": "approve"})]),
+    "submit_reject_resubmit_approve": ("提交 → 不通过 → 修改后重新提交 → 通过", [
         ("school", {"action": "submit"}), ("*review", {"decision": "reject", "comment": "请补充材料"}),
         ("school", {"action": "submit"}), ("*review", {"decision": "approve"})]),
-    "submit_reject": ("提交 → 审核不通过", [("school", {"action": "submit"}),
+    "submit_reject": ("提交 → 不通过", [("school", {"action": "submit"}),
                                        ("*review", {"decision": "reject", "comment": "请补充材料"})]),
 }
 DRY_RUN_DATA = {"school_phone": "13800000000", "school_name": "演示学院", "certificate_name": "演示证书",

@@ -15,22 +15,14 @@ from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app import clock
-from app.models.declaration import (
-    STATUS_APPROVED,
-    STATUS_DRAFT,
-    STATUS_EXPIRED,
-    STATUS_PENDING,
-    STATUS_REJECTED,
-    Declaration,
-    DeclarationEvent,
-)
+from app.engine.vocabulary import APPROVED, NOT_APPROVED, WAITING
+from app.models.declaration import Declaration, DeclarationEvent
 from app.models.masterdata import Certificate, Division, Major, School
 from app.models.plan import DeclarationPlan, PlanResult
 from app.models.process import HumanTask
 from app.models.user import ROLE_MINISTRY_ADMIN, ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER, ROLE_SCHOOL, User
 from app.services.errors import Forbidden, NotFound
 
-STATUS_ORDER = (STATUS_DRAFT, STATUS_PENDING, STATUS_APPROVED, STATUS_REJECTED, STATUS_EXPIRED)
 DECISION_ACTIONS = ("approve", "reject")
 DECLARATION_HEADERS = ("院校名称", "学校标识码", "所在城市", "证书", "培训评价组织", "证书等级", "拟申请专业", "培训人数",
                        "师资情况", "场地情况", "状态", "提交时间", "审核时间", "审核意见")
@@ -77,6 +69,7 @@ class Dashboard:
     plan: DeclarationPlan | None
     total: int = 0
     by_status: list[tuple[str, int]] = field(default_factory=list)
+    status_meanings: dict[str, str] = field(default_factory=dict)  # word -> meaning, for the charts' colours
     by_certificate: list[CountLine] = field(default_factory=list)
     by_city: list[CountLine] = field(default_factory=list)
     by_province: list[CountLine] = field(default_factory=list)
@@ -91,7 +84,8 @@ class Dashboard:
         """Return the figures the charts draw (embedded as JSON in the page)."""
         groups = self.by_province if self.national else self.by_city
         return {
-            "status": {"labels": [s for s, _ in self.by_status], "values": [n for _, n in self.by_status]},
+            "status": {"labels": [s for s, _ in self.by_status], "values": [n for _, n in self.by_status],
+                       "meanings": [self.status_meanings.get(s, "") for s, _ in self.by_status]},
             "certificates": {"labels": [c.name for c in self.by_certificate],
                              "approved": [c.approved for c in self.by_certificate],
                              "pending": [c.pending for c in self.by_certificate],
@@ -104,9 +98,9 @@ class Dashboard:
 
 def _outcomes() -> tuple[Any, ...]:
     return (func.count(Declaration.id),
-            func.sum(case((Declaration.status == STATUS_PENDING, 1), else_=0)),
-            func.sum(case((Declaration.status == STATUS_APPROVED, 1), else_=0)),
-            func.sum(case((Declaration.status == STATUS_REJECTED, 1), else_=0)))
+            func.sum(case((Declaration.status_meaning == WAITING, 1), else_=0)),
+            func.sum(case((Declaration.status_meaning == APPROVED, 1), else_=0)),
+            func.sum(case((Declaration.status_meaning.in_(NOT_APPROVED), 1), else_=0)))
 
 
 def _scoped(stmt: SelectT, province: str | None, plan_id: int | None) -> SelectT:
@@ -122,10 +116,18 @@ def _lines(rows: Any) -> list[CountLine]:
 
 
 def _figures(session: Session, board: Dashboard, province: str | None, plan_id: int | None) -> Dashboard:
-    counts: dict[str, int] = {status: int(n) for status, n in session.execute(
-        _scoped(select(Declaration.status, func.count(Declaration.id)), province, plan_id).group_by(Declaration.status))}
-    board.by_status = [(s, int(counts.pop(s, 0))) for s in STATUS_ORDER] + sorted(
-        (s, int(n)) for s, n in counts.items())  # statuses a province's own process introduces come last
+    from app.services.processes import engine  # processes imports the handlers, which import the services
+
+    rows = session.execute(_scoped(select(Declaration.status, Declaration.status_meaning, func.count(Declaration.id)),
+                                   province, plan_id).group_by(Declaration.status, Declaration.status_meaning)).all()
+    counts: dict[str, int] = {}
+    for status, meaning, n in rows:
+        counts[status] = counts.get(status, 0) + int(n)
+        board.status_meanings.setdefault(status, meaning)
+    vocabulary = engine().vocabulary(session, "declaration", province)
+    board.status_meanings.update(dict(vocabulary))
+    # The statuses of the process in force in their order, then any others found (those of earlier versions).
+    board.by_status = [(s, counts.pop(s, 0)) for s, _ in vocabulary] + sorted(counts.items())
     board.total = sum(n for _, n in board.by_status)
     board.by_certificate = _lines(session.execute(
         _scoped(select(Certificate.name, *_outcomes()).join(Certificate, Certificate.id == Declaration.certificate_id),
@@ -330,7 +332,7 @@ def _result_sheet(session: Session, book: Workbook, plan: DeclarationPlan) -> No
     # Before the review deadline the result is not decided yet: show the counts so far.
     live = session.execute(
         select(School.name, func.count(Declaration.id),
-               func.sum(case((Declaration.status == STATUS_APPROVED, 1), else_=0)))
+               func.sum(case((Declaration.status_meaning == APPROVED, 1), else_=0)))
         .join(School, School.id == Declaration.school_id).where(Declaration.plan_id == plan.id)
         .group_by(School.id, School.name, School.name_sort).order_by(School.name_sort, School.name)).all()
     for name, declared, approved in live:

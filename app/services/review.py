@@ -12,20 +12,22 @@ from sqlalchemy.orm import Session, aliased
 
 from app import clock, refcache
 from app.engine.runtime import EngineError, TaskNotAvailable
+from app.engine.vocabulary import DRAFT, WAITING, Vocabulary
+from app.extensions import savepoint
 from app.forms import FormSpec, build_form, validate
-from app.models import declaration as declaration_model
-from app.models.declaration import STATUS_PENDING, Declaration, DeclarationEvent
+from app.models.declaration import Declaration, DeclarationEvent
 from app.models.masterdata import CERTIFICATE_LEVELS, LEVEL_PREFECTURE, Certificate, Division, School
 from app.models.plan import DeclarationPlan
 from app.models.process import HumanTask, ProcessInstance
 from app.models.user import ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER, User
-from app.services.declarations import DeclarationWrites, history, locked_after, major_names
+from app.services import lifecycle
+from app.services.declarations import history, major_names
 from app.services.errors import Forbidden, NotFound, ServiceError
 
 REVIEW_LANES = (ROLE_PROVINCE_REVIEWER,)
 STATUS_ALL = "全部"
-QUEUE_STATUSES = (STATUS_PENDING, declaration_model.STATUS_APPROVED, declaration_model.STATUS_REJECTED,
-                  declaration_model.STATUS_EXPIRED, STATUS_ALL)
+STATUS_OPEN = ""  # the default: declarations with an open provincial review task
+OPEN_LABEL = "等待省级审核"
 SORTS = {"submitted": "提交时间（从早到晚）", "submitted_desc": "提交时间（从晚到早）", "school": "院校名称"}
 PER_PAGE_CHOICES = (20, 50, 100)
 BULK_LIMIT = 100
@@ -43,7 +45,7 @@ AnySelect = Select[*tuple[Any, ...]]
 class QueueFilters:
     """The queue's checked GET parameters."""
 
-    status: str = STATUS_PENDING
+    status: str = STATUS_OPEN
     certificate_id: int | None = None
     level: str = ""
     city_code: str = ""
@@ -78,6 +80,7 @@ class QueuePage:
     total: int = 0
     certificates: list[tuple[int, str]] = field(default_factory=list)
     cities: list[tuple[str, str]] = field(default_factory=list)
+    statuses: list[tuple[str, str]] = field(default_factory=list)  # (value, label) of the status filter
 
     @property
     def pages(self) -> int:
@@ -111,11 +114,19 @@ def _require_reviewer(user: User) -> str:
     return user.province_code
 
 
-def parse_filters(args: Mapping[str, str], certificate_ids: set[int], city_codes: set[str]
+def queue_statuses(vocabulary: Vocabulary) -> list[tuple[str, str]]:
+    """The status filter's choices: the open review tasks, then every status a reviewer may see (all but drafts,
+    each under its own word, waiting ones first), then all of them."""
+    words = vocabulary.words(WAITING) + [w for w, m in vocabulary if m not in (WAITING, DRAFT)]
+    return [(STATUS_OPEN, OPEN_LABEL), *((w, w) for w in words), (STATUS_ALL, STATUS_ALL)]
+
+
+def parse_filters(args: Mapping[str, str], certificate_ids: set[int], city_codes: set[str],
+                  statuses: Sequence[str] = (STATUS_OPEN, STATUS_ALL)
                   ) -> tuple[QueueFilters, dict[str, str], dict[str, str]]:
     """Check the queue's GET parameters; return the filters, the raw values for the form, and errors."""
     raw = {k: (args.get(k) or "").strip() for k in QUERY_KEYS}
-    allowed = {"status": set(QUEUE_STATUSES), "certificate": {str(i) for i in certificate_ids},
+    allowed = {"status": set(statuses), "certificate": {str(i) for i in certificate_ids},
                "level": set(CERTIFICATE_LEVELS), "city": city_codes, "sort": set(SORTS),
                "per_page": {str(n) for n in PER_PAGE_CHOICES}}
     errors = {key: CHOICE_ERRORS[key] for key, values in allowed.items() if raw[key] and raw[key] not in values}
@@ -137,7 +148,7 @@ def parse_filters(args: Mapping[str, str], certificate_ids: set[int], city_codes
         return raw[key] if key not in errors else ""
 
     page = int(raw["page"]) if raw["page"].isdigit() and 0 < int(raw["page"]) < 100_000 else 1
-    filters = QueueFilters(ok("status") or STATUS_PENDING, int(ok("certificate")) if ok("certificate") else None,
+    filters = QueueFilters(ok("status") or STATUS_OPEN, int(ok("certificate")) if ok("certificate") else None,
                            ok("level"), ok("city"), ok("school"), start, end, ok("sort") or "submitted",
                            int(ok("per_page") or PER_PAGE_CHOICES[0]), page)
     return filters, raw, errors
@@ -182,7 +193,7 @@ def _statements(province: str, f: QueueFilters, lookup: bool = False) -> tuple[A
         [Declaration.level == f.level] if f.level else []) + ([Declaration.city_code == f.city_code] if f.city_code else [])
     school_where = [School.province_code == province, School.name.contains(f.school, autoescape=True)] if f.school else []
     columns = (Declaration, School.name, Declaration.city_code, Certificate.name, HumanTask, Holder.display_name)
-    if f.status == STATUS_PENDING:
+    if f.status == STATUS_OPEN:
         when: Any = HumanTask.created_at
         tiebreak: Any = HumanTask.id
         where: list[Any] = [Declaration.province_code == province, *decl_where, *school_where]
@@ -212,9 +223,9 @@ def _statements(province: str, f: QueueFilters, lookup: bool = False) -> tuple[A
                         .join(School, School.id == Declaration.school_id).where(*queue))
     else:
         when, tiebreak = Declaration.submitted_at, Declaration.id
-        statuses = [s for s in QUEUE_STATUSES if s != STATUS_ALL] if f.status == STATUS_ALL else [f.status]
-        where = [Declaration.province_code == province, Declaration.status.in_(statuses), *decl_where, *school_where,
-                 *_in_days(when, f)]
+        # 全部: every declaration but the school's own unsent drafts
+        status_term = Declaration.status_meaning != DRAFT if f.status == STATUS_ALL else Declaration.status == f.status
+        where = [Declaration.province_code == province, status_term, *decl_where, *school_where, *_in_days(when, f)]
         count = select(func.count()).select_from(Declaration)
         count = (count.join(School, School.id == Declaration.school_id) if school_where else count).where(*where)
         rows = (select(*columns).select_from(Declaration).join(School, School.id == Declaration.school_id)
@@ -235,8 +246,12 @@ def queue_page(session: Session, user: User, args: Mapping[str, str]) -> QueuePa
         (c.code, c.name) for c in session.execute(
             select(Division.code, Division.name).where(Division.province_code == province,
                                                        Division.level == LEVEL_PREFECTURE).order_by(Division.code))])
-    filters, raw, errors = parse_filters(args, {c for c, _ in certificates}, {c for c, _ in cities})
-    page = QueuePage(filters, raw, errors, certificates=certificates, cities=cities)
+    from app.services.processes import engine  # processes imports the handlers, which import the services
+
+    statuses = queue_statuses(engine().vocabulary(session, "declaration", province))
+    filters, raw, errors = parse_filters(args, {c for c, _ in certificates}, {c for c, _ in cities},
+                                         [value for value, _ in statuses])
+    page = QueuePage(filters, raw, errors, certificates=certificates, cities=cities, statuses=statuses)
     if errors:
         return page
     page.total = session.scalar(_statements(province, filters)[1]) or 0
@@ -332,7 +347,7 @@ def review_page(session: Session, user: User, declaration_id: int) -> ReviewPage
 
 
 def _not_waiting(decl: Declaration) -> Forbidden:
-    return Forbidden(f"该申报当前状态为“{decl.status}”，不在待审核状态，不能领取或重复审核")
+    return Forbidden(f"该申报当前状态为“{decl.status}”，没有等待省级审核，不能领取或重复审核")
 
 
 def _held_by_other(session: Session, task: HumanTask) -> Forbidden:
@@ -386,21 +401,18 @@ def decide(session: Session, user: User, declaration_id: int, values: Mapping[st
         raise _not_waiting(decl)
     if task.claimed_by_id not in (None, user.id):  # an unclaimed one is decided (and so held) by this reviewer
         raise _held_by_other(session, task)
-    now = clock.now()
     comment = values.get("comment") or None
-    label = "审核通过" if values["decision"] == "approve" else "审核不通过"
-    writes = DeclarationWrites(decl, user, lambda outcome: {
-        "status": outcome.status, "locked": locked_after(outcome), "decided_at": now, "review_comment": comment},
-        [(values["decision"], label, comment, True)])
+    step = lifecycle.decided(decl, user, values["decision"], form.choice_label("decision", values["decision"]),
+                             comment)
     try:
         data = {"decision": values["decision"], "comment": values.get("comment", "")}
         engine().complete_task(session, decl.instance_id, task.task_id, actor_id=user.id, lanes=REVIEW_LANES,
-                               data=data, side=writes)
+                               data=data, side=step)
     except TaskNotAvailable:
         raise Forbidden("该申报已由其他审核员处理，请刷新查看最新结果") from None
     except EngineError as exc:
         raise ServiceError(str(exc)) from exc
-    writes.applied()
+    step.applied()
     return decl
 
 
@@ -422,16 +434,11 @@ def bulk_approve(session: Session, user: User, declaration_ids: Sequence[int]) -
         if label is None:
             outcome.skipped.append((f"编号 {declaration_id} 的申报", "不存在或不属于本省"))
             continue
-        # A refused item rolls back to its savepoint, and after-commit jobs queued for it must go with it.
-        pending = list(session.info.get("after_commit", []))
-        savepoint = session.begin_nested()
         try:
-            decide(session, user, declaration_id, {"decision": "approve", "comment": ""})
+            with savepoint(session):  # a refused item leaves nothing behind, its after-commit jobs included
+                decide(session, user, declaration_id, {"decision": "approve", "comment": ""})
         except ServiceError as exc:
-            savepoint.rollback()
-            session.info["after_commit"] = pending
             outcome.skipped.append((label, exc.message))
         else:
-            savepoint.commit()
             outcome.approved.append(label)
     return outcome

@@ -7,7 +7,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from app import clock
-from app.models.declaration import STATUS_DRAFT, STATUS_EXPIRED, Declaration
+from app.engine.vocabulary import DRAFT, EXPIRED
+from app.models.declaration import Declaration
 from app.models.masterdata import Certificate, Division, School
 from app.models.plan import DeclarationPlan
 from app.models.process import ProcessInstance
@@ -127,7 +128,7 @@ def _account(session: Session, school: School) -> User | None:
 
 
 def _was_submitted(decl: Declaration) -> bool:
-    return decl.submitted_at is not None or decl.status not in (STATUS_DRAFT, STATUS_EXPIRED)
+    return decl.submitted_at is not None or decl.status_meaning not in (DRAFT, EXPIRED)
 
 
 def school_account(session: Session, user: User, school_id: int) -> SchoolAccount:
@@ -241,14 +242,14 @@ def release_registration(session: Session, user: User, school_id: int, reason: s
     declarations = list(session.scalars(select(Declaration).where(Declaration.school_id == school.id)))
     eng = engine()
     for decl in declarations:
-        if decl.instance_id is not None and decl.status == STATUS_DRAFT:
+        if decl.instance_id is not None and decl.status_meaning == DRAFT:
             eng.lock(session, decl.instance_id)  # waits for a submit in flight, then sees its outcome
             session.refresh(decl)
     submitted = [d for d in declarations if _was_submitted(d)]
     if submitted:
         raise Forbidden(f"{school.name}已有 {len(submitted)} 条申报提交过审核，不能解除注册（提交的申报须保留）。"
                         f"如账号被他人使用，请更正注册手机号并重置密码。")
-    drafts = [d for d in declarations if d.status == STATUS_DRAFT]
+    drafts = [d for d in declarations if d.status_meaning == DRAFT]
     instance_ids = [d.instance_id for d in drafts if d.instance_id is not None]
     for decl in drafts:
         session.delete(decl)

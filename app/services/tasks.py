@@ -11,13 +11,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import clock
 from app.engine.runtime import EngineError, TaskNotAvailable
 from app.forms import FormSpec, build_form, validate
 from app.models.declaration import Declaration
 from app.models.process import HumanTask, ProcessInstance, ProcessVersion
 from app.models.role import SCOPE_CITY, SCOPE_PROVINCE, Role
 from app.models.user import ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER, ROLE_SCHOOL, User
+from app.services import lifecycle
 from app.services.errors import Forbidden, NotFound, ServiceError
 
 QUEUE_ROLES = (ROLE_PROVINCE_REVIEWER, ROLE_PROVINCE_ADMIN)
@@ -62,29 +62,22 @@ def task_context(session: Session, user: User, task_id: int) -> tuple[HumanTask,
 
 def complete(session: Session, user: User, task_id: int, values: Mapping[str, Any]) -> HumanTask:
     """Complete the task with the submitted form; a declaration's status follows its process."""
-    from app.services.declarations import _event
-    from app.services.processes import engine
+    from app.services.processes import engine  # processes imports the handlers, which import the services
 
     task, decl, form = task_context(session, user, task_id)
     errors = validate(form, values)
     if errors:
         raise ServiceError("表单信息有误", errors)
+    decision = values.get("decision")
+    step = lifecycle.task_done(decl, user, task.title, decision, form.choice_label("decision", decision),
+                               values.get("comment") or None) if decl is not None else None
     try:
-        outcome = engine().complete_task(session, task.instance_id, task.task_id, actor_id=user.id,
-                                         lanes=[user.role], data=dict(values))
+        engine().complete_task(session, task.instance_id, task.task_id, actor_id=user.id, lanes=[user.role],
+                               data=dict(values), side=step)
     except TaskNotAvailable:
         raise Forbidden("该事项已由他人处理，请刷新查看最新状态") from None
     except EngineError as exc:
         raise ServiceError(str(exc)) from exc
-    if decl is not None:
-        decl.status = outcome.status
-        decl.locked = not any(t.lane == ROLE_SCHOOL for t in outcome.open_tasks)
-        decl.updated_at = clock.now()
-        decision = values.get("decision")
-        if decision in ("approve", "reject"):
-            decl.review_comment = values.get("comment") or None
-            label = f"{task.title}：{'通过' if decision == 'approve' else '不通过'}"
-            _event(session, decl, user, str(decision), label, comment=values.get("comment") or label)
-        else:
-            _event(session, decl, user, "task", task.title)
+    if step is not None:
+        step.applied()
     return task

@@ -13,6 +13,7 @@ from app import clock
 from app.extensions import db, login_manager
 from app.models.sms import SMS_STATUS_LABELS
 from app.services.errors import Forbidden, NotFound, ServiceError
+from app.services.lifecycle import ACTION_LABELS
 
 
 def register_blueprints(app: Flask) -> None:
@@ -96,3 +97,4 @@ def register_blueprints(app: Flask) -> None:
 
     app.jinja_env.filters["local"] = clock.format_local
     app.jinja_env.globals["sms_status_label"] = SMS_STATUS_LABELS.get
+    app.jinja_env.globals["action_label"] = lambda action: ACTION_LABELS.get(action, action)

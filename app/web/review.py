@@ -19,7 +19,7 @@ from app.web.forms_view import acting_user
 
 bp = Blueprint("review", __name__, url_prefix="/review")
 NAV_ITEMS = [(20, ("province_reviewer", "province_admin"), "审核", "review.queue")]
-QUEUE_DEFAULTS = {"status": "待审核", "sort": "submitted", "per_page": "20"}  # left out of the pager's links
+QUEUE_DEFAULTS = {"status": "", "sort": "submitted", "per_page": "20"}  # left out of the pager's links
 
 
 def reviewer_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -52,7 +52,6 @@ def queue() -> tuple[str, int]:
         return url_for("review.queue", **({**kept, "page": number} if number > 1 else kept))
 
     html = render_template("review/queue.html", page=page, f=page.filters, page_url=page_url,
-                           statuses=review_service.QUEUE_STATUSES,
                            sorts=review_service.SORTS, per_pages=review_service.PER_PAGE_CHOICES,
                            levels=CERTIFICATE_LEVELS, bulk_limit=review_service.BULK_LIMIT,
                            q=request.query_string.decode("utf-8", "replace"))
