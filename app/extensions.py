@@ -32,7 +32,10 @@ class Database:
 
         @app.teardown_appcontext
         def _remove_session(exc: BaseException | None) -> None:
+            callbacks = self.session().info.pop(AFTER_END, []) if self.session.registry.has() else []
             self.session.remove()
+            for callback in callbacks:
+                callback()
 
 
 
@@ -91,6 +94,21 @@ def releases_locks(transaction: SessionTransaction) -> bool:
     savepoint (rolled back, it releases the locks taken inside it). A flush runs in a subtransaction of its own,
     whose end releases nothing."""
     return transaction.origin is not SessionTransactionOrigin.SUBTRANSACTION
+
+
+AFTER_END = "xpilot_after_end"
+
+
+def after_end(session: Session, callback: Callable[[], Any]) -> None:
+    """Run callback when the session's work is over, committed or not (at the end of the request or job), outside
+    its transaction: for records that must outlive a rollback."""
+    session.info.setdefault(AFTER_END, []).append(callback)
+
+
+def end_session(session: Session) -> None:
+    """Run what after_end asked for now (a job that goes on with the same session after a rollback)."""
+    for callback in session.info.pop(AFTER_END, []):
+        callback()
 
 
 def after_commit(session: Session, callback: Callable[[], Any]) -> None:

@@ -25,8 +25,8 @@ from app.engine.service_task import DeferredServiceTask
 from app.engine.specs import SPEC_CACHE, InvalidProcess, ParsedProcess, parse_process
 from app.engine.state import compact, dump_state, load_state
 from app.engine.vocabulary import Vocabulary
-from app.extensions import after_commit, releases_locks
-from app.models.process import HumanTask, ProcessInstance, ProcessVersion, ServiceCall
+from app.extensions import after_commit, after_end, releases_locks
+from app.models.process import HumanTask, ProcessIncident, ProcessInstance, ProcessVersion, ServiceCall
 from app.rowwrites import RowWrite
 
 
@@ -36,6 +36,19 @@ class EngineError(Exception):
 
 class TaskNotAvailable(EngineError):
     """The task is no longer waiting for this user (done by someone else, or not theirs)."""
+
+
+class StepFailed(EngineError):
+    """The diagram failed on one instance's data (an expression that cannot be evaluated): the step is rolled back
+    and recorded as an incident; other instances are not affected."""
+
+    def __init__(self, error: str, element_id: str = "", element_name: str = "") -> None:
+        where = f"“{element_name or element_id}”一步" if element_id else "流程中"
+        super().__init__(f"该事项的办理流程在{where}出错，已记录为故障并通知流程分析员处理，请稍后再试。"
+                         f"其他事项不受影响。")
+        self.error = error
+        self.element_id = element_id
+        self.element_name = element_name
 
 
 _HELD = "xpilot_locked_instances"  # session.info: instances locked in the current transaction
@@ -65,6 +78,9 @@ class Hooks:
     # remember(session, key, compute): a value derived from stored versions, kept by the app between requests
     # for as long as the versions in force do not change (default: compute every time)
     remember: Callable[[Session, Any, Callable[[], Any]], Any] = lambda session, key, compute: compute()
+    # followed(subject_type, subject_id, outcome, previous_status): the subject's own writes after a step that no
+    # caller took for it (a timer fired, a service task completed) and that changed its status or open tasks
+    followed: Callable[[str, int, StepOutcome, str], list[RowWrite]] = lambda kind, subject_id, outcome, previous: []
 
 
 @dataclass(frozen=True)
@@ -142,10 +158,12 @@ class TaskScan:
                     self.started[str(task.id)] = task
         completed.sort(key=lambda t: t.last_state_change)
         self.completed_ids = [t.task_spec.bpmn_id for t in completed if t.task_spec.bpmn_id]
-        self._candidates = live_status or done_status
+        # The newest change wins, done or live: a timer that fired beside a waiting task (a reminder that marks a
+        # draft 即将截止, say) sets the status until the next step.
+        self._candidates = live_status + done_status
 
     def status(self, previous: str) -> str:
-        """Return the status label of the newest task that has one (evaluated on its data)."""
+        """Return the status label of the task with a status whose state changed last (evaluated on its data)."""
         if not self._candidates:
             return previous
         newest = max(self._candidates, key=lambda t: t.last_state_change)
@@ -153,6 +171,13 @@ class TaskScan:
             return str(evaluate(self.parsed.task_info[newest.task_spec.name]["status"], newest.data))[:32]
         except ExpressionError:
             return previous
+
+
+def _failure(exc: Exception, spec: Any = None) -> StepFailed:
+    """Describe a failure of the engine with the element it failed at."""
+    spec = getattr(exc, "task_spec", None) or spec
+    return StepFailed(str(exc) or type(exc).__name__, str(getattr(spec, "bpmn_id", "") or ""),
+                      str(getattr(spec, "bpmn_name", "") or ""))
 
 
 def _snapshot(workflow: BpmnWorkflow) -> tuple[frozenset[str], frozenset[str]]:
@@ -250,9 +275,17 @@ class ProcessEngine:
         workflow.task_tree.data.update(copy.deepcopy(dict(data or {})))
         for task in workflow.task_tree.children:
             task.data.update(copy.deepcopy(dict(data or {})))
-        self._run_engine(workflow)
-        if first_step is not None:
-            self._complete_ready(workflow, *first_step)
+        try:
+            try:
+                self._run_engine(workflow)
+                if first_step is not None:
+                    self._complete_ready(workflow, *first_step)
+            except (WorkflowException, ExpressionError) as exc:
+                raise _failure(exc) from exc
+        except StepFailed as failure:
+            self._incident_later(session, failure, "开始" if first_step is None else "开始并办理",
+                                 version_id=version.id, process_key=process_key, province_code=province_code)
+            raise
         now = clock.now()
         values = {"version_id": version.id, "process_key": process_key, "province_code": province_code,
                   "city_code": city_code, "school_id": school_id, "subject_type": subject_type,
@@ -344,8 +377,18 @@ class ProcessEngine:
             raise TaskNotAvailable("无权处理该事项")
         # Replace values rather than deep-merge: a resubmission with fewer items must not keep old ones.
         task.data.update(copy.deepcopy(dict(data)))
-        task.run()
-        self._run_engine(workflow)
+        try:
+            task.run()
+            self._run_engine(workflow)
+        except (WorkflowException, ExpressionError) as exc:
+            failure = _failure(exc, task.task_spec)
+            self._failed(session, failure, f"办理“{parsed.task_info.get(task.task_spec.name, {}).get('title', '')}”",
+                         instance)
+            raise failure from exc
+        except StepFailed as failure:
+            self._failed(session, failure, f"办理“{parsed.task_info.get(task.task_spec.name, {}).get('title', '')}”",
+                         instance)
+            raise
         return self._save(session, instance, parsed, workflow, actor_id=actor_id, side=side)
 
     def complete_service(self, session: Session, call: ServiceCall, result: Mapping[str, Any]) -> bool:
@@ -364,7 +407,11 @@ class ProcessEngine:
         spec = task.task_spec
         task.data[spec.result_variable] = copy.deepcopy(dict(result))
         task.complete()
-        self._run_engine(workflow)
+        try:
+            self._run_engine(workflow)
+        except StepFailed as failure:
+            self._failed(session, failure, f"服务任务“{spec.bpmn_name or spec.name}”完成后", instance)
+            raise
         # The call's own row is written with the step as done (rather than closed as a call that stopped waiting).
         open_before, calls_before = workflow._xpilot_before  # type: ignore[attr-defined]
         workflow._xpilot_before = (open_before, calls_before - {call.task_id})  # type: ignore[attr-defined]
@@ -383,8 +430,16 @@ class ProcessEngine:
         if instance.completed:
             return None
         parsed, workflow = self.load(session, instance)
-        workflow.refresh_timers()
-        self._run_engine(workflow)
+        try:
+            workflow.refresh_timers()
+            self._run_engine(workflow)
+        except (WorkflowException, ExpressionError) as exc:
+            failure = _failure(exc)
+            self._failed(session, failure, "定时器到时", instance, park=True)
+            raise failure from exc
+        except StepFailed as failure:
+            self._failed(session, failure, "定时器到时", instance, park=True)
+            raise
         return self._save(session, instance, parsed, workflow, actor_id=None)
 
     def read_data(self, session: Session, instance_id: int) -> dict[str, Any]:
@@ -424,8 +479,9 @@ class ProcessEngine:
                 try:
                     task._set_internal_data(event_value=workflow.script_engine.evaluate(task, event.expression))
                 except (WorkflowException, ExpressionError) as exc:
-                    raise EngineError(f"流程执行出错：定时器 {task.task_spec.bpmn_name or task.task_spec.name}"
-                                      f"的表达式用新数据求值失败：{exc}") from exc
+                    failure = _failure(exc, task.task_spec)
+                    self._failed(session, failure, "更新数据后重算定时器", instance)
+                    raise failure from exc
         self._save(session, instance, parsed, workflow, actor_id=None)
         return True
 
@@ -477,7 +533,44 @@ class ProcessEngine:
         try:
             workflow.do_engine_steps()
         except (WorkflowException, ExpressionError) as exc:
-            raise EngineError(f"流程执行出错：{exc}") from exc
+            raise _failure(exc) from exc
+
+    @staticmethod
+    def _incident_later(session: Session, failure: StepFailed, action: str, *, version_id: int, process_key: str,
+                        province_code: str | None, instance_id: int | None = None, park: bool = False) -> None:
+        """Record a failed step once the request or job is over (its own transaction rolls back).
+
+        park: the instance's due timers failed: stop waking it (a wake would fail again) until a step or a migration
+        saves it anew.
+        """
+        bind = session.get_bind()
+        now = clock.now()
+
+        def record() -> None:
+            with Session(bind=bind) as own, own.begin():
+                same = own.scalars(select(ProcessIncident).where(
+                    ProcessIncident.instance_id.is_(None) if instance_id is None
+                    else ProcessIncident.instance_id == instance_id,
+                    ProcessIncident.version_id == version_id, ProcessIncident.element_id == failure.element_id,
+                    ProcessIncident.error == failure.error, ProcessIncident.resolved_at.is_(None)).limit(1)).first()
+                if same is not None:
+                    same.occurrences += 1
+                    same.last_at = now
+                else:
+                    own.add(ProcessIncident(instance_id=instance_id, version_id=version_id, process_key=process_key,
+                                            province_code=province_code, element_id=failure.element_id,
+                                            element_name=failure.element_name, action=action,
+                                            error=failure.error[:4000], first_at=now, last_at=now))
+                if park and instance_id is not None:
+                    own.execute(update(ProcessInstance).where(ProcessInstance.id == instance_id)
+                                .values(next_wake_at=None))
+        after_end(session, record)
+
+    def _failed(self, session: Session, failure: StepFailed, action: str, instance: ProcessInstance,
+                park: bool = False) -> None:
+        self._incident_later(session, failure, action, version_id=instance.version_id,
+                             process_key=instance.process_key, province_code=instance.province_code,
+                             instance_id=instance.id, park=park)
 
 
     def _save(self, session: Session, instance: ProcessInstance, parsed: ParsedProcess, workflow: BpmnWorkflow,
@@ -509,7 +602,10 @@ class ProcessEngine:
         writes += self._service_call_writes(instance, scan.started, calls_before, now)
         writes += self._new_service_calls(session, instance,
                                           {k: v for k, v in scan.started.items() if k not in calls_before}, now)
-        writes += side(outcome) if side is not None else []
+        if side is not None:
+            writes += side(outcome)
+        elif previous_status != values["status"] or open_before != {t.task_id for t in scan.open_tasks}:
+            writes += self.hooks.followed(instance.subject_type, instance.subject_id, outcome, previous_status)
         self._write(session, instance, values, writes)
         workflow._xpilot_before = (frozenset(t.task_id for t in scan.open_tasks), frozenset(scan.started))  # type: ignore[attr-defined]
         return outcome
@@ -606,4 +702,5 @@ class ProcessEngine:
         return at
 
 
-__all__ = ["EngineError", "Hooks", "InvalidProcess", "OpenTask", "ProcessEngine", "StepOutcome", "TaskNotAvailable"]
+__all__ = ["EngineError", "Hooks", "InvalidProcess", "OpenTask", "ProcessEngine", "StepFailed", "StepOutcome",
+           "TaskNotAvailable"]

@@ -114,3 +114,27 @@ class ServiceCall(Base):
     @property
     def job_id(self) -> str:
         return f"svc-{self.instance_id}-{self.task_id}"
+
+
+class ProcessIncident(Base):
+    """A step of one instance that failed in the engine (an expression that cannot be evaluated on its data): shown
+    on the incidents page with its element and error, while every other instance goes on."""
+
+    __tablename__ = "process_incident"
+    __table_args__ = (Index("ix_process_incident_open", "resolved_at", "last_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # None: the instance failed while starting, so it was never stored
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id", ondelete="CASCADE"),
+                                                    nullable=True, index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("process_version.id"))
+    process_key: Mapped[str] = mapped_column(String(64))
+    province_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    element_id: Mapped[str] = mapped_column(String(128), default="")
+    element_name: Mapped[str] = mapped_column(String(256), default="")
+    action: Mapped[str] = mapped_column(String(64), default="")  # what was being done: 提交, 审核, 定时器 ...
+    error: Mapped[str] = mapped_column(Text, default="")
+    occurrences: Mapped[int] = mapped_column(default=1)
+    first_at: Mapped[datetime] = mapped_column(default=now)
+    last_at: Mapped[datetime] = mapped_column(default=now)
+    resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)

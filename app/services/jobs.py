@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.extensions import db
+from app.engine.runtime import StepFailed
+from app.extensions import db, end_session
 from app.handlers import HANDLERS
 from app.models.process import ProcessInstance, ServiceCall
 from app.models.sms import SMS_QUEUED, SMS_RETRYING, SMS_SENT, SmsMessage
@@ -181,6 +182,7 @@ def run_service_call(call_id: int) -> str:
         return call.status
     except Exception as exc:
         session.rollback()
+        end_session(session)
         _record_failure(call_id, exc)
         raise
 
@@ -262,7 +264,12 @@ def wake_instance(instance_id: int) -> str:
     from app.services.processes import engine
 
     session = db.session()
-    outcome = engine().wake(session, instance_id)
+    try:
+        outcome = engine().wake(session, instance_id)
+    except StepFailed:  # recorded as an incident, the instance parked: waking it again would fail the same way
+        session.rollback()
+        end_session(session)
+        return "incident"
     session.commit()
     return outcome.status if outcome is not None else "finished"
 

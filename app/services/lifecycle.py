@@ -24,10 +24,10 @@ from app.models.user import ROLE_SCHOOL, User
 from app.rowwrites import RowWrite
 
 # History actions and how the history names them.
-CREATED, SAVED, SUBMITTED, APPROVE, REJECT, TASK, EXPIRE = ("created", "saved", "submitted", "approve", "reject",
-                                                           "task", "expired")
+CREATED, SAVED, SUBMITTED, APPROVE, REJECT, TASK, EXPIRE, LOCKED, PROCESS = (
+    "created", "saved", "submitted", "approve", "reject", "task", "expired", "locked", "process")
 ACTION_LABELS = {CREATED: "新建", SAVED: "保存", SUBMITTED: "提交审核", APPROVE: "审核：通过", REJECT: "审核：不通过",
-                 TASK: "办理", EXPIRE: "过期", "locked": "截止"}
+                 TASK: "办理", EXPIRE: "过期", LOCKED: "截止", PROCESS: "流程推进"}
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,21 @@ def task_done(decl: Declaration, user: User, title: str, decision: Any, label: s
     return Step(decl, user, [Entry(TASK, title)])
 
 
+def followed(subject_type: str, subject_id: int, outcome: StepOutcome, previous_status: str) -> list[RowWrite]:
+    """A declaration's writes after a step of its process that nobody took on it (a timer fired, a message was sent)
+    and that changed its status or its open tasks (the engine's Hooks.followed)."""
+    if subject_type != "declaration":
+        return []
+    locked = not outcome.waits_for(ROLE_SCHOOL)
+    values = {"status": outcome.status, "status_meaning": outcome.meaning or (WAITING if locked else DRAFT),
+              "locked": locked, "updated_at": clock.now()}
+    writes = [RowWrite(cast(Table, Declaration.__table__), values, {"id": subject_id})]
+    if outcome.status != previous_status:
+        writes.append(RowWrite(cast(Table, DeclarationEvent.__table__), _entry_row(
+            subject_id, None, clock.now(), PROCESS, outcome.status, f"流程推进，状态变为“{outcome.status}”")))
+    return writes
+
+
 def saved(session: Session, decl: Declaration, user: User) -> None:
     """Record a saved draft (the process does not move, so neither does the status)."""
     decl.updated_at = clock.now()
@@ -145,7 +160,7 @@ def close_window(session: Session, rows: Sequence[Any], vocabulary: Vocabulary, 
         session.execute(update(Declaration).where(Declaration.id.in_([r.id for r in returned])).values(**changes))
     text = f"申报截止（{clock.format_local(deadline)}）"
     entries = [_entry_row(i, None, now, EXPIRE, expired_status, f"{text}，未提交的草稿已过期") for i in drafts]
-    entries += [_entry_row(r.id, None, now, "locked", final_status[r.id], f"{text}，退回修改的申报不能再提交")
+    entries += [_entry_row(r.id, None, now, LOCKED, final_status[r.id], f"{text}，退回修改的申报不能再提交")
                 for r in returned]
     if entries:
         session.execute(insert(DeclarationEvent), entries)

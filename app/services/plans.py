@@ -9,6 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock, refcache
+from app.engine.runtime import StepFailed
+from app.extensions import savepoint
 from app.models.declaration import Declaration
 from app.models.masterdata import Certificate
 from app.models.plan import PLAN_PUBLISHED, PLAN_WITHDRAWN, DeclarationPlan, PlanCertificate
@@ -133,18 +135,26 @@ def plan_data(session: Session, plan: DeclarationPlan) -> dict[str, Any]:
     return dict(refcache.cached(session, key, compute))
 
 
-def _copy_plan_data(session: Session, plan: DeclarationPlan) -> None:
-    """Give the plan's process and the waiting declaration processes under it the plan's new data."""
+def _copy_plan_data(session: Session, plan: DeclarationPlan) -> int:
+    """Give the plan's process and the waiting declaration processes under it the plan's new data (their timers
+    follow it); return how many declaration processes failed on it (each recorded as an incident, left as it was)."""
     from app.services.processes import engine  # processes imports the handlers, which import plan steps
 
     data = plan_data(session, plan)
     eng = engine()
     if plan.instance_id:
         eng.update_waiting(session, plan.instance_id, data)
-    for instance_id in session.scalars(select(Declaration.instance_id).join(
-            ProcessInstance, ProcessInstance.id == Declaration.instance_id)
-            .where(Declaration.plan_id == plan.id, ProcessInstance.completed.is_(False)).order_by(Declaration.id)):
-        eng.update_waiting(session, instance_id, data)
+    failed = 0
+    waiting = session.scalars(select(Declaration.instance_id).join(
+        ProcessInstance, ProcessInstance.id == Declaration.instance_id)
+        .where(Declaration.plan_id == plan.id, ProcessInstance.completed.is_(False)).order_by(Declaration.id)).all()
+    for instance_id in waiting:
+        try:
+            with savepoint(session):
+                eng.update_waiting(session, instance_id, data)
+        except StepFailed:
+            failed += 1
+    return failed
 
 
 def _apply(session: Session, plan: DeclarationPlan, data: PlanInput, errors: dict[str, str]) -> None:

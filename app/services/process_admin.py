@@ -12,24 +12,16 @@ from sqlalchemy.orm import Session
 from app import clock
 from app.engine.specs import InvalidProcess, ParsedProcess, Problem
 from app.engine.state import load_state
-from app.engine.versions import DryRunStep, VersionDiff, diff_versions, dry_run, migrate, migration_blockers
+from app.engine.versions import VersionDiff, diff_versions, migrate, migration_blockers
 from app.models.masterdata import Division, School
-from app.models.process import HumanTask, ProcessInstance, ProcessVersion, ServiceCall
+from app.models.process import HumanTask, ProcessIncident, ProcessInstance, ProcessVersion, ServiceCall
 from app.models.sms import AuditEntry
 from app.models.user import ROLE_ANALYST, ROLE_MINISTRY_ADMIN, User
+from app.services import publish_gate
 from app.services.errors import Forbidden, NotFound
+from app.services.publish_gate import SCENARIOS, run_scenario
 
-SCENARIOS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
-    "submit_approve": ("提交 → 通过", [("school", {"action": "submit"}), ("*review", {"decision": "approve"})]),
-    "submit_reject_resubmit_approve": ("提交 → 不通过 → 修改后重新提交 → 通过", [
-        ("school", {"action": "submit"}), ("*review", {"decision": "reject", "comment": "请补充材料"}),
-        ("school", {"action": "submit"}), ("*review", {"decision": "approve"})]),
-    "submit_reject": ("提交 → 不通过", [("school", {"action": "submit"}),
-                                       ("*review", {"decision": "reject", "comment": "请补充材料"})]),
-}
-DRY_RUN_DATA = {"school_phone": "13800000000", "school_name": "演示学院", "certificate_name": "演示证书",
-                "level": "初级", "decision": "", "comment": "", "majors": ["510201"], "trainee_count": 50}
-
+__all__ = ["SCENARIOS", "run_scenario"]  # the editor's dry-run scenarios, kept with the gate that runs them too
 
 def require_analyst(user: User) -> None:
     """Allow analysts (and the ministry admin) only."""
@@ -105,11 +97,8 @@ def known_lanes(session: Session) -> list[str]:
 
 
 def validate(session: Session, process_key: str, xml: str, forms: Mapping[str, Any]) -> ParsedProcess:
-    """Validate a draft; raise InvalidProcess with every problem."""
-    parsed = _engine().parse(xml, forms, lanes=known_lanes(session))
-    if parsed.process_id != process_key:
-        raise InvalidProcess([Problem(f"流程 id 应为 {process_key}，图中为 {parsed.process_id}")])
-    return parsed
+    """Validate a draft as publishing would (the publish gate); raise InvalidProcess with every problem."""
+    return publish_gate.checked(_engine(), process_key, xml, forms, known_lanes(session))
 
 
 def diff_against_current(session: Session, process_key: str, province_code: str | None,
@@ -120,44 +109,6 @@ def diff_against_current(session: Session, process_key: str, province_code: str 
     except Exception:
         return None
     return diff_versions(_engine().parsed(current), parsed)
-
-
-def run_scenario(parsed: ParsedProcess, scenario: str) -> list[DryRunStep]:
-    """Dry-run a draft through a named scenario; '*review' means whichever review lane is waiting."""
-    _, steps = SCENARIOS[scenario]
-    concrete: list[tuple[str, dict[str, Any]]] = []
-    review_lanes = sorted({str(info["lane"]) for info in parsed.task_info.values()
-                           if info.get("lane") and info.get("lane") != "school" and info.get("form")})
-    for lane, data in steps:
-        if lane == "*review":
-            # Every review stage approves on the way to the decision being tested, in diagram order.
-            for review_lane in _review_order(parsed, review_lanes):
-                last = review_lane == _review_order(parsed, review_lanes)[-1]
-                concrete.append((review_lane, data if last else {"decision": "approve"}))
-        else:
-            concrete.append((lane, data))
-    return dry_run(parsed, DRY_RUN_DATA, concrete)
-
-
-def _review_order(parsed: ParsedProcess, lanes: list[str]) -> list[str]:
-    order = []
-    for task_name in _walk(parsed.spec):
-        lane = parsed.task_info.get(task_name, {}).get("lane")
-        if lane in lanes and lane not in order:
-            order.append(lane)
-    return order or lanes
-
-
-def _walk(spec: Any) -> list[str]:
-    seen: list[str] = []
-    queue = [spec.start]
-    while queue:
-        ts = queue.pop(0)
-        if ts.name in seen:
-            continue
-        seen.append(ts.name)
-        queue.extend(ts.outputs)
-    return seen
 
 
 def publish(session: Session, user: User, process_key: str, xml: str, forms: Mapping[str, Any],
@@ -301,6 +252,26 @@ def incidents(session: Session, user: User) -> list[ServiceCall]:
     """Return service calls that failed after their retries."""
     require_analyst(user)
     return list(session.scalars(select(ServiceCall).where(ServiceCall.status == "failed").order_by(ServiceCall.updated_at.desc())))
+
+
+def step_incidents(session: Session, user: User) -> list[ProcessIncident]:
+    """Return the steps that failed in the engine and are not yet dealt with, newest first."""
+    require_analyst(user)
+    return list(session.scalars(select(ProcessIncident).where(ProcessIncident.resolved_at.is_(None))
+                                .order_by(ProcessIncident.last_at.desc()).limit(500)))
+
+
+def resolve_step_incident(session: Session, user: User, incident_id: int) -> ProcessIncident:
+    """Mark a failed step as dealt with."""
+    require_analyst(user)
+    incident = session.get(ProcessIncident, incident_id)
+    if incident is None or incident.resolved_at is not None:
+        raise NotFound("该故障不存在或已处理")
+    incident.resolved_at = clock.now()
+    session.add(AuditEntry(at=clock.now(), actor_id=user.id, action="resolve_incident", target=f"incident:{incident_id}",
+                           detail=f"{user.display_name} 将流程故障 #{incident_id}（{incident.element_name or incident.element_id}）"
+                                  f"标记为已处理"))
+    return incident
 
 
 def retry_incident(session: Session, user: User, call_id: int) -> ServiceCall:

@@ -13,18 +13,19 @@ from app.engine.runtime import Hooks, ProcessEngine
 from app.handlers import HANDLERS
 from app.models.process import ProcessVersion
 from app.models.user import ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER, ROLE_SCHOOL
+from app.services import publish_gate
 
-SHIPPED_PROCESSES = ("registration", "declaration", "plan")
+SHIPPED_PROCESSES = tuple(publish_gate.PROCESS_DATA)
 LANES = (ROLE_SCHOOL, ROLE_PROVINCE_REVIEWER, ROLE_PROVINCE_ADMIN)
 
 
 def init_engine(app: Flask) -> None:
     """Create the app's engine with the lanes it knows and the handlers it has."""
     from app import refcache
-    from app.services import jobs
+    from app.services import jobs, lifecycle
 
     hooks = Hooks(service_calls_ready=jobs.service_calls_ready, schedule_wake=jobs.schedule_wake,
-                  remember=refcache.cached)
+                  remember=refcache.cached, followed=lifecycle.followed)
     operations = {name: h.required for name, h in HANDLERS.items()}
     app.extensions["xpilot_engine"] = ProcessEngine(LANES, operations, hooks)
 
@@ -46,10 +47,7 @@ def publish_version(session: Session, process_key: str, xml: str, forms: dict[st
     if lanes is None:
         from app.services.roles import lane_roles
         lanes = lane_roles(session)
-    parsed = engine().parse(xml, forms, lanes=lanes)
-    if parsed.process_id != process_key:
-        from app.engine.specs import InvalidProcess, Problem
-        raise InvalidProcess([Problem(f"流程 id 应为 {process_key}，图中为 {parsed.process_id}")])
+    parsed = publish_gate.checked(engine(), process_key, xml, forms, lanes)
     scope = ProcessVersion.province_code.is_(None) if province_code is None else ProcessVersion.province_code == province_code
     current = session.scalars(select(ProcessVersion).where(
         ProcessVersion.process_key == process_key, ProcessVersion.active.is_(True), scope)).all()

@@ -16,7 +16,7 @@ from app.engine.versions import DryRunStep, VersionDiff
 from app.extensions import csrf, db
 from app.handlers import HANDLERS
 from app.models.process import ProcessVersion
-from app.services import process_admin
+from app.services import process_admin, publish_gate
 from app.services.errors import ServiceError
 from app.services.processes import SHIPPED_PROCESSES
 from app.services.registration import provinces
@@ -27,8 +27,7 @@ ANALYST_ROLES = ("analyst", "ministry_admin")
 bp = Blueprint("processes", __name__, url_prefix="/processes")
 NAV_ITEMS = [(60, ANALYST_ROLES, "流程管理", "processes.index"), (61, ANALYST_ROLES, "故障", "processes.incidents")]
 PROCESS_NAMES = {"registration": "院校注册", "declaration": "证书试点申报", "plan": "申报计划"}
-# process_admin.SCENARIOS are a school declaring and reviewers deciding: they fit the declaration process only.
-DRY_RUN_PROCESSES = ("declaration",)
+DRY_RUN_PROCESSES = publish_gate.SCENARIO_PROCESSES
 # A request may carry an uploaded file and the modeler's copy of the diagram, each up to the validator's limit.
 REQUEST_LIMIT = 2 * MAX_BPMN_BYTES + 256 * 1024
 FIELD_LIMIT = MAX_BPMN_BYTES + 64 * 1024
@@ -366,8 +365,19 @@ def instance(instance_id: int) -> str:
 @bp.get("/incidents")
 @analyst_required
 def incidents() -> str:
-    """Service calls that failed after their retries."""
-    return render_template("processes/incidents.html", calls=process_admin.incidents(db.session(), acting_user()))
+    """Steps that failed in the engine, and service calls that failed after their retries."""
+    session, user = db.session(), acting_user()
+    return render_template("processes/incidents.html", calls=process_admin.incidents(session, user),
+                           steps=process_admin.step_incidents(session, user), provinces=_province_names())
+
+
+@bp.post("/incidents/steps/<int:incident_id>/resolve")
+@analyst_required
+def resolve(incident_id: int) -> Response:
+    """Mark a failed step as dealt with (after publishing a fixed version and migrating its instance, say)."""
+    process_admin.resolve_step_incident(db.session(), acting_user(), incident_id)
+    flash("已标记为已处理", "success")
+    return redirect(url_for("processes.incidents"))
 
 
 @bp.post("/incidents/<int:call_id>/retry")
