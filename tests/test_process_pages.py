@@ -176,7 +176,7 @@ def test_a_bad_diagram_lists_every_problem_with_element_id_name_and_line(app):
     assert "元素 <code>city_review</code>（市级初审）" in page
     assert "泳道“city_reviewer”不是已知角色" in page
     assert "用户任务必须指定表单（formJsonSchemaFilename）" in page
-    assert "第 48 行" in page
+    assert "第 58 行" in page
     assert _diagram_config(response)["problems"] == ["city_review"]
     assert 'id="xp-publish-form"' not in page, "an invalid draft offers no publishing"
 

@@ -104,7 +104,7 @@ def test_queue_lists_the_provinces_waiting_declarations_oldest_first(app, season
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     assert schools_listed(html) == [LINGNAN, ZHUJIANG, PENGCHENG, FOSHAN]
-    assert "待审核的申报（共 4 条）" in html and "第 1 / 1 页，共 4 条" in html
+    assert "等待省级审核的申报（共 4 条）" in html and "第 1 / 1 页，共 4 条" in html
     # A province_admin sees its own province only as well; another province's reviewer never sees these.
     assert schools_listed(client_of(app, "gd_admin").get("/review/").get_data(as_text=True)) == [
         LINGNAN, ZHUJIANG, PENGCHENG, FOSHAN]
@@ -171,7 +171,7 @@ def test_pages_of_twenty_with_the_total_and_links_that_keep_the_filters(app, sea
                 declare(app, school, cert, level)
     reviewer = client_of(app, "gd_reviewer")
     first = reviewer.get("/review/?sort=submitted_desc").get_data(as_text=True)
-    assert "待审核的申报（共 28 条）" in first and len(schools_listed(first)) == 20 and "第 1 / 2 页" in first
+    assert "等待省级审核的申报（共 28 条）" in first and len(schools_listed(first)) == 20 and "第 1 / 2 页" in first
     assert "/review/?sort=submitted_desc&amp;page=2" in first
     second = reviewer.get("/review/?sort=submitted_desc&page=2").get_data(as_text=True)
     assert len(schools_listed(second)) == 8 and schools_listed(second)[-1] == LINGNAN
@@ -237,7 +237,7 @@ def test_a_claim_shows_its_holder_and_only_the_holder_may_decide_or_release(app,
     with app.app_context():
         assert db.session.get(Declaration, decl_id).status == "审核不通过"
     late = b.post(f"/review/declarations/{decl_id}/claim")
-    assert late.status_code == 403 and "不在待审核状态" in late.get_data(as_text=True)
+    assert late.status_code == 403 and "没有等待省级审核" in late.get_data(as_text=True)
 
 
 def test_deciding_an_unclaimed_declaration_records_the_reviewer_and_a_second_decision_is_refused(app, season):
@@ -251,7 +251,7 @@ def test_deciding_an_unclaimed_declaration_records_the_reviewer_and_a_second_dec
         assert task.completed_by_id == holder.id and task.completed_at is not None
     second = client_of(app, "gd_reviewer").post(f"/review/declarations/{decl_id}",
                                                 data={"decision": "reject", "comment": "再审"})
-    assert second.status_code == 403 and "不在待审核状态" in second.get_data(as_text=True)
+    assert second.status_code == 403 and "没有等待省级审核" in second.get_data(as_text=True)
 
 
 def test_a_province_admin_can_release_another_reviewers_claim(app, season):
@@ -312,7 +312,7 @@ def test_a_claim_racing_a_decision_either_comes_first_and_blocks_it_or_finds_it_
             assert "该申报已由" in decision.get_data(as_text=True)
         else:
             assert task.completed_at is not None and task.claimed_by_id is None and status == "审核通过"
-            assert "不在待审核状态" in claim.get_data(as_text=True)
+            assert "没有等待省级审核" in claim.get_data(as_text=True)
 
 
 def test_bulk_approval_decides_each_through_its_process_and_names_the_skipped(app, season):

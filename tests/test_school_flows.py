@@ -128,7 +128,7 @@ def test_declaration_draft_submit_reject_resubmit_approve(app, client):
     assert decl.status == "待审核" and decl.majors == ["510201"]
     assert reviewer.post(f"/review/declarations/{decl.id}", data={"decision": "approve"}).status_code == 302
     second = reviewer.post(f"/review/declarations/{decl.id}", data={"decision": "reject", "comment": "再次审核"})
-    assert second.status_code == 403 and "不在待审核状态" in second.get_data(as_text=True)
+    assert second.status_code == 403 and "没有等待省级审核" in second.get_data(as_text=True)
     run_jobs(app)
     assert _declaration(app).status == "审核通过"
     with app.app_context():

@@ -60,7 +60,7 @@ def staff_logs_in(page: Any, username: str) -> None:
     page.goto("/")
     page.get_by_role("link", name="管理部门", exact=True).click()
     log_in(page, username, DEMO_PASSWORD)
-    expect(page.get_by_role("heading", name=re.compile("待审核的申报"))).to_be_visible()
+    expect(page.get_by_role("heading", name=re.compile("等待省级审核的申报"))).to_be_visible()
 
 
 def complete_school_info(page: Any, contact: str = "陈老师", phone: str = "13900001111",
@@ -275,7 +275,7 @@ def test_flow_one_register_declare_reject_resubmit_approve(browsing: Any) -> Non
 
     # The reviewer approves; the school sees 审核通过.
     review(reviewer, "审核通过")
-    expect(reviewer.get_by_text("没有待审核的申报")).to_be_visible()
+    expect(reviewer.get_by_text("没有等待省级审核的申报")).to_be_visible()
     server.run_jobs()
     school.reload()
     expect(status_of(school)).to_have_text("审核通过")

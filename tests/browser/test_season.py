@@ -72,7 +72,7 @@ def open_queue(reviewer: Any, status: str = "待审核") -> None:
     if status != "待审核":
         field(reviewer, "状态").select_option(label=status)
         reviewer.get_by_role("button", name="查询", exact=True).click()
-    expect(reviewer.get_by_role("heading", name=re.compile(r"待审核的申报|本省申报"))).to_be_visible()
+    expect(reviewer.get_by_role("heading", name=re.compile(r"等待省级审核的申报|本省申报"))).to_be_visible()
 
 
 def decide(reviewer: Any, school: str, decision: str, comment: str = "") -> None:
@@ -223,11 +223,11 @@ def _walk_the_season(browsing: Any, server: Any) -> None:
     # 5. 四川's reviewer sees only the 四川 declaration and rejects it with 审核意见.
     sc_reviewer = browsing.new_page("sc_reviewer")
     staff_logs_in(sc_reviewer, "sc_reviewer")
-    expect(sc_reviewer.get_by_role("heading", name="待审核的申报（共 1 条）")).to_be_visible()
+    expect(sc_reviewer.get_by_role("heading", name="等待省级审核的申报（共 1 条）")).to_be_visible()
     expect(queue_row(sc_reviewer, SC_SCHOOL)).to_have_count(1)
     expect(queue_row(sc_reviewer, GD_SCHOOL)).to_have_count(0)
     decide(sc_reviewer, SC_SCHOOL, "审核不通过", REJECTION)
-    expect(sc_reviewer.get_by_text("没有待审核的申报")).to_be_visible()
+    expect(sc_reviewer.get_by_text("没有等待省级审核的申报")).to_be_visible()
     server.run_jobs()
 
     # 6. The school sees 审核不通过 with the comment, edits and resubmits.
