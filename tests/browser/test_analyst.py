@@ -160,7 +160,7 @@ def test_analyst_adds_a_city_review_for_guangdong_and_restores_the_national_proc
     analyst.get_by_role("button", name="校验", exact=True).click()
     expect(analyst.get_by_role("heading", name="校验未通过：1 个问题")).to_be_visible()
     problem = analyst.locator(".xp-problems li").first
-    expect(problem).to_contain_text("第 48 行")
+    expect(problem).to_contain_text("第 58 行")
     expect(problem).to_contain_text("泳道“city_reviewer”不是已知角色")
     diagram_ready(analyst)
     expect(analyst.locator('#xp-canvas [data-element-id="city_review"]')).to_be_visible()  # the upload is open
@@ -216,7 +216,7 @@ def test_analyst_adds_a_city_review_for_guangdong_and_restores_the_national_proc
 
     # 校验 again (the editor's diagram): valid, the diff shows the added tasks, the dry run the statuses.
     field(analyst, "适用范围").select_option(label="广东省")
-    field(analyst, "试运行场景").select_option(label="提交 → 审核通过")
+    field(analyst, "试运行场景").select_option(label="提交 → 通过")
     analyst.get_by_role("button", name="校验", exact=True).click()
     expect(analyst.get_by_role("heading", name="校验通过")).to_be_visible()
     expect(analyst.locator("#diff-added")).to_contain_text(NEW_NAME)
