@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 
 from app.engine.specs import MAX_BPMN_BYTES, InvalidProcess, Problem
 from app.engine.versions import DryRunStep, VersionDiff
+from app.engine.vocabulary import MEANINGS
 from app.extensions import csrf, db
 from app.handlers import HANDLERS
 from app.models.process import ProcessVersion
@@ -186,6 +187,8 @@ def _editor(key: str, base: ProcessVersion, *, shown_xml: str | None, scope: str
         "operations": {name: {"required": list(h.required), "optional": list(h.optional), "description": h.description}
                        for name, h in sorted(HANDLERS.items())},
         "roles": lane_roles,
+        "meanings": [{"value": meaning, "label": label, "description": description}
+                     for meaning, (label, description) in MEANINGS.items()],
         "problems": sorted({p.element_id for p in check.problems if p.element_id}) if check else [],
     }
     html = render_template("processes/editor.html", key=key, name=_process_name(key), base=base, diagram=config,

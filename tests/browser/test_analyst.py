@@ -160,7 +160,7 @@ def test_analyst_adds_a_city_review_for_guangdong_and_restores_the_national_proc
     analyst.get_by_role("button", name="校验", exact=True).click()
     expect(analyst.get_by_role("heading", name="校验未通过：1 个问题")).to_be_visible()
     problem = analyst.locator(".xp-problems li").first
-    expect(problem).to_contain_text("第 48 行")
+    expect(problem).to_contain_text("第 58 行")
     expect(problem).to_contain_text("泳道“city_reviewer”不是已知角色")
     diagram_ready(analyst)
     expect(analyst.locator('#xp-canvas [data-element-id="city_review"]')).to_be_visible()  # the upload is open
@@ -216,7 +216,7 @@ def test_analyst_adds_a_city_review_for_guangdong_and_restores_the_national_proc
 
     # 校验 again (the editor's diagram): valid, the diff shows the added tasks, the dry run the statuses.
     field(analyst, "适用范围").select_option(label="广东省")
-    field(analyst, "试运行场景").select_option(label="提交 → 审核通过")
+    field(analyst, "试运行场景").select_option(label="提交 → 通过")
     analyst.get_by_role("button", name="校验", exact=True).click()
     expect(analyst.get_by_role("heading", name="校验通过")).to_be_visible()
     expect(analyst.locator("#diff-added")).to_contain_text(NEW_NAME)
@@ -395,3 +395,44 @@ def test_the_side_panel_edits_every_extension_the_engine_reads_and_undo_reverts_
         analyst.get_by_role("button", name="撤销").click()
     service = re.search(rf'<bpmn:serviceTask id="{service_task}".*?(/>|</bpmn:serviceTask>)', saved_xml(analyst), re.S)
     assert "serviceTaskOperator" not in service.group(0) and "短信提醒" not in service.group(0)
+
+
+def test_an_analyst_declares_a_status_in_the_panel_and_undo_takes_it_back(browsing: Any) -> None:
+    analyst = browsing.new_page("analyst")
+    log_in(analyst, "analyst")
+    analyst.goto("/processes/declaration/edit")
+    diagram_ready(analyst)
+    declared = ["草稿", "待审核", "审核通过", "审核不通过", "已过期"]
+
+    def words() -> list[str]:
+        return [row.input_value() for row in analyst.locator("#xp-panel .xp-status input").all()]
+
+    # Nothing selected: the panel lists the process's statuses in display order.
+    expect(analyst.locator("#xp-panel legend")).to_have_text("流程状态")
+    expect(analyst.locator("#xp-panel .xp-status")).to_have_count(5)
+    assert words() == declared
+    expect(analyst.get_by_label("“审核不通过”的含义")).to_have_value("returned")
+
+    panel_field(analyst, "新状态名称").fill("专家评审中")
+    panel_field(analyst, "新状态含义").select_option(label="处理中")
+    analyst.get_by_role("button", name="添加状态").click()
+    expect(analyst.locator("#xp-panel .xp-status")).to_have_count(6)
+    assert words() == [*declared, "专家评审中"]
+    xml = saved_xml(analyst)
+    assert '<spiffworkflow:property name="status:专家评审中" value="waiting" />' in xml
+    assert xml.index('name="status:已过期"') < xml.index('name="status:专家评审中"')
+
+    # One undo step takes it back.
+    analyst.get_by_role("button", name="撤销").click()
+    expect(analyst.locator("#xp-panel .xp-status")).to_have_count(5)
+    xml = saved_xml(analyst)
+    assert "专家评审中" not in xml and '<spiffworkflow:property name="status:已过期" value="expired" />' in xml
+
+    # Redone, it travels with 校验, which accepts it.
+    analyst.get_by_role("button", name="重做").click()
+    analyst.get_by_role("button", name="校验", exact=True).click()
+    expect(analyst.get_by_role("heading", name="校验通过")).to_be_visible()
+    checked = analyst.locator('#xp-publish-form textarea[name="xml"]').input_value()
+    assert 'name="status:专家评审中" value="waiting"' in checked
+    diagram_ready(analyst)
+    expect(analyst.locator("#xp-panel .xp-status")).to_have_count(6)

@@ -1,8 +1,9 @@
 /*
  * X-Pilot process diagrams, on the bpmn-js UMD bundles (global BpmnJS): a viewer that marks the path an
  * instance took and the task it waits at, and the modeler with a small side panel for the spiffworkflow
- * extension elements our engine reads (forms, status, service operations and parameters, conditions,
- * lanes named by role codes). Every edit goes through bpmn-js's modeling API, so undo and redo work.
+ * extension elements our engine reads (the process's statuses, forms, status expressions, service operations
+ * and parameters, conditions, lanes named by role codes). Every edit goes through bpmn-js's modeling API, so
+ * undo and redo work.
  *
  * The page passes its settings as JSON in <script type="application/json" id="xp-diagram-config">.
  */
@@ -10,6 +11,7 @@
   "use strict";
 
   var SPIFF = "spiffworkflow";
+  var STATUS_PREFIX = "status:";
   var TYPE_LABELS = {
     "bpmn:UserTask": "用户任务", "bpmn:ServiceTask": "服务任务", "bpmn:Task": "任务", "bpmn:ScriptTask": "脚本任务（不允许）",
     "bpmn:SequenceFlow": "顺序流", "bpmn:Lane": "泳道", "bpmn:Participant": "池（流程）",
@@ -107,14 +109,15 @@
       return ext && (ext.values || []).find(function (v) { return v.$instanceOf(type); }) || null;
     }
 
-    function addExtension(element, child) {
-      var bo = element.businessObject;
+    // owner: the business object that gets the extension, when it is not the element's own (a pool's process).
+    function addExtension(element, child, owner) {
+      var bo = owner || element.businessObject;
       var ext = bo.extensionElements;
       if (!ext) {
         ext = moddle.create("bpmn:ExtensionElements", { values: [child] });
         child.$parent = ext;
         ext.$parent = bo;
-        modeling.updateProperties(element, { extensionElements: ext });
+        modeling.updateModdleProperties(element, bo, { extensionElements: ext });
       } else {
         child.$parent = ext;
         modeling.updateModdleProperties(element, ext, { values: (ext.values || []).concat([child]) });
@@ -134,8 +137,8 @@
       return prop ? prop.value || "" : "";
     }
 
-    function setProperty(element, name, value) {
-      var props = extensionOf(element.businessObject, SPIFF + ":Properties");
+    function setProperty(element, name, value, owner) {
+      var props = extensionOf(owner || element.businessObject, SPIFF + ":Properties");
       var list = props ? props.properties || [] : [];
       var prop = list.find(function (p) { return p.name === name; });
       if (!value) {
@@ -155,8 +158,59 @@
       } else {
         props = moddle.create(SPIFF + ":Properties", { properties: [prop] });
         prop.$parent = props;
-        addExtension(element, props);
+        addExtension(element, props, owner);
       }
+    }
+
+    // ---- the process's statuses: "status:<word>" properties of the process, in display order
+
+    function statusesOf(processBo) {
+      var props = extensionOf(processBo, SPIFF + ":Properties");
+      return (props && props.properties || []).filter(function (p) {
+        return (p.name || "").indexOf(STATUS_PREFIX) === 0;
+      });
+    }
+
+    function wordOf(prop) {
+      return prop.name.slice(STATUS_PREFIX.length);
+    }
+
+    function refuseWord(processBo, word, prop) {
+      if (!word) return "状态名称不能为空（不需要的状态请删除）";
+      var taken = statusesOf(processBo).some(function (p) { return p !== prop && wordOf(p) === word; });
+      return taken ? "状态“" + word + "”已经声明过" : "";
+    }
+
+    function addStatus(element, processBo, word, meaning) {
+      var refusal = refuseWord(processBo, word, null) || (meaning ? "" : "请选择新状态的含义");
+      if (refusal) {
+        say(refusal, "error");
+        return;
+      }
+      setProperty(element, STATUS_PREFIX + word, meaning, processBo);
+    }
+
+    function renameStatus(element, processBo, prop, word) {
+      if (word === wordOf(prop)) return;
+      var refusal = refuseWord(processBo, word, prop);
+      if (refusal) {
+        say(refusal, "error");
+        renderPanel();  // show the word as it still is
+        return;
+      }
+      modeling.updateModdleProperties(element, prop, { name: STATUS_PREFIX + word });
+    }
+
+    // Swap with the neighbouring status; other properties keep their places.
+    function moveStatus(element, processBo, prop, step) {
+      var props = extensionOf(processBo, SPIFF + ":Properties");
+      var statuses = statusesOf(processBo);
+      var other = statuses[statuses.indexOf(prop) + step];
+      if (!other) return;
+      var list = props.properties.slice();
+      list[list.indexOf(prop)] = other;
+      list[props.properties.indexOf(other)] = prop;
+      modeling.updateModdleProperties(element, props, { properties: list });
     }
 
     function setOperation(element, name) {
@@ -269,11 +323,29 @@
       var selected = selection.get();
       var element = selected.length === 1 ? selected[0] : null;
       if (element && element.type === "label") element = element.labelTarget;
-      if (!element || element.type === "bpmn:Process" || element.type === "bpmn:Collaboration") {
-        panel.appendChild(node("h3", "", "属性"));
-        panel.appendChild(node("p", "muted", "在图上选择一个元素（任务、连线、泳道…）以编辑它的属性。"));
+      if (!element || element.type === "bpmn:Process" || element.type === "bpmn:Collaboration") renderDiagram();
+      else renderElement(element);
+
+      if (focused) {
+        var again = panel.querySelector('[data-key="' + focused + '"]');
+        if (again) again.focus();
+      }
+    }
+
+    function renderDiagram() {
+      panel.appendChild(node("h3", "", "属性"));
+      panel.appendChild(node("p", "muted", "在图上选择一个元素（任务、连线、泳道…）以编辑它的属性。"));
+      var root = canvas.getRootElement();
+      if (root.type === "bpmn:Process") {
+        renderStatuses(root, root.businessObject);
         return;
       }
+      var pools = registry.filter(function (e) { return e.type === "bpmn:Participant" && e.businessObject.processRef; });
+      if (pools.length === 1) renderStatuses(pools[0], pools[0].businessObject.processRef);
+      else if (pools.length > 1) panel.appendChild(node("p", "muted", "图中有多个池：选择一个池以编辑它的流程状态。"));
+    }
+
+    function renderElement(element) {
       var bo = element.businessObject;
       panel.appendChild(node("h3", "", TYPE_LABELS[element.type] || element.type.replace("bpmn:", "")));
       var idLine = node("p", "muted xp-element-id");
@@ -291,6 +363,7 @@
           modeling.updateProperties(element, { name: v || undefined });
         })));
       }
+      if (element.type === "bpmn:Participant" && bo.processRef) renderStatuses(element, bo.processRef);
 
       if (element.type === "bpmn:UserTask") {
         var forms = (config.forms || []).map(function (f) { return [f, f]; });
@@ -301,15 +374,81 @@
       if (element.type === "bpmn:UserTask" || element.type === "bpmn:ServiceTask") {
         panel.appendChild(field("状态表达式", textInput("status", propertyValue(bo, "status"), function (v) {
           setProperty(element, "status", v);
-        }), "到达此任务时学校看到的状态，如 '市级初审中'（文字需加引号），也可以是条件表达式"));
+        }), "到达此任务时学校看到的状态，如 '市级初审中'（文字需加引号），也可以是条件表达式；"
+          + "用到的状态都须在“流程状态”中声明（不选任何元素或选择池时在此面板编辑）"));
       }
       if (element.type === "bpmn:ServiceTask") renderService(element, bo);
       if (element.type === "bpmn:SequenceFlow") renderFlow(element, bo);
+    }
 
-      if (focused) {
-        var again = panel.querySelector('[data-key="' + focused + '"]');
-        if (again) again.focus();
-      }
+    // element: the shape that carries the commands (the process's root, or the pool that shows the process).
+    function renderStatuses(element, processBo) {
+      var meanings = config.meanings || [];
+      var options = meanings.map(function (m) { return [m.value, m.label]; });
+      var statuses = statusesOf(processBo);
+      var box = section("流程状态");
+      box.appendChild(node("p", "help", "学校和工作人员看到的状态，按显示顺序排列。含义决定系统怎样对待该状态"
+        + "（能否修改、怎样统计）；任务的状态表达式只能使用这里声明的状态。"));
+      var list = node("ol", "xp-statuses");
+      statuses.forEach(function (prop, i) {
+        var word = wordOf(prop);
+        var row = node("li", "xp-status");
+        var wordInput = textInput("status-word-" + i, word, function (v) { renameStatus(element, processBo, prop, v); });
+        wordInput.setAttribute("aria-label", "第 " + (i + 1) + " 个状态的名称");
+        row.appendChild(wordInput);
+        var meaningSelect = selectInput("status-meaning-" + i, options, prop.value, function (v) {
+          modeling.updateModdleProperties(element, prop, { value: v });
+        });
+        meaningSelect.setAttribute("aria-label", "“" + word + "”的含义");
+        row.appendChild(meaningSelect);
+        row.appendChild(rowButton("↑", "上移“" + word + "”", i === 0, function () {
+          moveStatus(element, processBo, prop, -1);
+        }));
+        row.appendChild(rowButton("↓", "下移“" + word + "”", i === statuses.length - 1, function () {
+          moveStatus(element, processBo, prop, 1);
+        }));
+        row.appendChild(rowButton("×", "删除“" + word + "”", false, function () {
+          var props = extensionOf(processBo, SPIFF + ":Properties");
+          modeling.updateModdleProperties(element, props, {
+            properties: props.properties.filter(function (p) { return p !== prop; })
+          });
+        }));
+        list.appendChild(row);
+      });
+      if (statuses.length) box.appendChild(list);
+      else box.appendChild(node("p", "error-text", "还没有声明状态：校验会拒绝带状态表达式的任务。"));
+
+      var newWord = textInput("new-status", "", function () {});
+      box.appendChild(field("新状态名称", newWord));
+      var newMeaning = selectInput("new-status-meaning", [["", "请选择"]].concat(options), "", function () {});
+      box.appendChild(field("新状态含义", newMeaning));
+      var addButton = node("button", "btn secondary", "添加状态");
+      addButton.type = "button";
+      addButton.addEventListener("click", function () {
+        addStatus(element, processBo, newWord.value.trim(), newMeaning.value);
+      });
+      box.appendChild(addButton);
+
+      var about = node("details", "xp-meanings");
+      about.appendChild(node("summary", "", "各含义的说明"));
+      var terms = node("dl");
+      meanings.forEach(function (m) {
+        terms.appendChild(node("dt", "", m.label));
+        terms.appendChild(node("dd", "", m.description));
+      });
+      about.appendChild(terms);
+      box.appendChild(about);
+      panel.appendChild(box);
+    }
+
+    function rowButton(text, label, disabled, onClick) {
+      var button = node("button", "btn secondary xp-row-button", text);
+      button.type = "button";
+      button.title = label;
+      button.setAttribute("aria-label", label);
+      button.disabled = disabled;
+      button.addEventListener("click", onClick);
+      return button;
     }
 
     function renderService(element, bo) {
