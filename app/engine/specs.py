@@ -230,9 +230,9 @@ def parse_process(xml: str, forms: Mapping[str, Any], *, lanes: Iterable[str],
     if not vocabulary:
         vocabulary = NATIONAL_DEFAULTS.get(process_id, vocabulary)
     if strict:
-        missing = [m for m in REQUIRED_MEANINGS.get(process_id, ()) if not vocabulary.words(m)]
-        if missing:
-            problem("流程的状态声明缺少这些含义的状态：" + "、".join(f"{MEANINGS[m][0]}（{m}）" for m in missing),
+        absent = [m for m in REQUIRED_MEANINGS.get(process_id, ()) if not vocabulary.words(m)]
+        if absent:
+            problem("流程的状态声明缺少这些含义的状态：" + "、".join(f"{MEANINGS[m][0]}（{m}）" for m in absent),
                     process_element)
     if problems:
         raise InvalidProcess(problems)

@@ -145,8 +145,8 @@ def _copy_plan_data(session: Session, plan: DeclarationPlan) -> int:
     if plan.instance_id:
         eng.update_waiting(session, plan.instance_id, data)
     failed = 0
-    waiting = session.scalars(select(Declaration.instance_id).join(
-        ProcessInstance, ProcessInstance.id == Declaration.instance_id)
+    waiting = session.scalars(select(ProcessInstance.id).join(
+        Declaration, ProcessInstance.id == Declaration.instance_id)
         .where(Declaration.plan_id == plan.id, ProcessInstance.completed.is_(False)).order_by(Declaration.id)).all()
     for instance_id in waiting:
         try:
