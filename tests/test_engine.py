@@ -43,7 +43,7 @@ def test_shipped_diagrams_are_valid(app):
 def test_state_stays_bounded_across_reject_loops_and_the_process_still_ends(app):
     with app.app_context():
         session = db.session()
-        outcome = engine().start(session, "declaration", subject_type="declaration", subject_id=1,
+        outcome = engine().start(session, "declaration", subject_type="engine_test", subject_id=1,
                                  province_code="440000", data=START_DATA)
         session.commit()
         iid = outcome.instance_id

@@ -15,6 +15,7 @@ from SpiffWorkflow.spiff.specs.defaults import UserTask
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy import event as sa_event
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -80,7 +81,7 @@ class Hooks:
     remember: Callable[[Session, Any, Callable[[], Any]], Any] = lambda session, key, compute: compute()
     # followed(subject_type, subject_id, outcome, previous_status): the subject's own writes after a step that no
     # caller took for it (a timer fired, a service task completed) and that changed its status or open tasks
-    followed: Callable[[str, int, StepOutcome, str], list[RowWrite]] = lambda kind, subject_id, outcome, previous: []
+    followed: Callable[[str, int, StepOutcome, str], list[SubjectWrite]] = lambda kind, subject_id, outcome, previous: []
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,50 @@ class StepOutcome:
         return any(t.lane == lane for t in self.open_tasks)
 
 
+@dataclass(frozen=True)
+class Change:
+    """New column values of a row (the step's subject, say), written with the step. row: a loaded object, on which
+    the values are then shown as its saved state, or (model, primary key) of a row not loaded."""
+
+    row: Any
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Insert:
+    """A new row of a model (a history entry, say), written with the step."""
+
+    model: Any
+    values: dict[str, Any]
+
+
+SubjectWrite = Change | Insert
 # The caller's own writes that follow from a step (its subject's row, its history), made from the step's outcome
 # and written with the step: on PostgreSQL as more CTEs of the one statement that saves it.
-SideWrites = Callable[[StepOutcome], list[RowWrite]]
+SideWrites = Callable[[StepOutcome], list[SubjectWrite]]
+
+
+def _row_writes(writes: Iterable[SubjectWrite]) -> list[RowWrite]:
+    """Turn a caller's writes into the engine's row writes (one statement shape each, compiled once)."""
+    rows = []
+    for write in writes:
+        if isinstance(write, Change):
+            model, ident = write.row if isinstance(write.row, tuple) else (type(write.row), None)
+            mapper: Any = sa_inspect(model)
+            key = mapper.primary_key[0].key
+            rows.append(RowWrite(cast(Table, mapper.local_table), write.values,
+                                 {key: getattr(write.row, key) if ident is None else ident}))
+        else:
+            rows.append(RowWrite(cast(Table, write.model.__table__), write.values))
+    return rows
+
+
+def _show_saved(writes: Iterable[SubjectWrite]) -> None:
+    """Show the written values on the changed objects as their saved state (the unit of work has nothing to flush)."""
+    for write in writes:
+        if isinstance(write, Change) and not isinstance(write.row, tuple):
+            for name, value in write.values.items():
+                set_committed_value(write.row, name, value)
 
 
 class TaskScan:
@@ -417,11 +459,7 @@ class ProcessEngine:
         workflow._xpilot_before = (open_before, calls_before - {call.task_id})  # type: ignore[attr-defined]
         done = {"status": "done", "attempts": call.attempts + 1, "result": copy.deepcopy(dict(result)),
                 "updated_at": clock.now()}
-        table = cast(Table, ServiceCall.__table__)
-        self._save(session, instance, parsed, workflow, actor_id=None,
-                   side=lambda outcome: [RowWrite(table, done, {"id": call.id})])
-        for name, value in done.items():
-            set_committed_value(call, name, value)
+        self._save(session, instance, parsed, workflow, actor_id=None, side=lambda outcome: [Change(call, done)])
         return True
 
     def wake(self, session: Session, instance_id: int) -> StepOutcome | None:
@@ -602,11 +640,13 @@ class ProcessEngine:
         writes += self._service_call_writes(instance, scan.started, calls_before, now)
         writes += self._new_service_calls(session, instance,
                                           {k: v for k, v in scan.started.items() if k not in calls_before}, now)
+        subject: list[SubjectWrite] = []
         if side is not None:
-            writes += side(outcome)
+            subject = side(outcome)
         elif previous_status != values["status"] or open_before != {t.task_id for t in scan.open_tasks}:
-            writes += self.hooks.followed(instance.subject_type, instance.subject_id, outcome, previous_status)
-        self._write(session, instance, values, writes)
+            subject = self.hooks.followed(instance.subject_type, instance.subject_id, outcome, previous_status)
+        self._write(session, instance, values, writes + _row_writes(subject))
+        _show_saved(subject)
         workflow._xpilot_before = (frozenset(t.task_id for t in scan.open_tasks), frozenset(scan.started))  # type: ignore[attr-defined]
         return outcome
 
@@ -702,5 +742,5 @@ class ProcessEngine:
         return at
 
 
-__all__ = ["EngineError", "Hooks", "InvalidProcess", "OpenTask", "ProcessEngine", "StepFailed", "StepOutcome",
-           "TaskNotAvailable"]
+__all__ = ["Change", "EngineError", "Hooks", "Insert", "InvalidProcess", "OpenTask", "ProcessEngine", "StepFailed",
+           "StepOutcome", "SubjectWrite", "TaskNotAvailable"]

@@ -209,7 +209,6 @@ def create_declaration(session: Session, user: User, values: Mapping[str, Any], 
                        school_id=school.id, data=data, first_step=first_step, side=step)
     except EngineError as exc:
         raise ServiceError(str(exc)) from exc
-    step.applied()
     return decl
 
 
@@ -306,7 +305,6 @@ def _submit(session: Session, decl: Declaration, user: User, school: School, cer
         raise Forbidden("该申报已提交审核，不能重复提交") from None
     except EngineError as exc:
         raise ServiceError(str(exc)) from exc
-    step.applied()
 
 
 def delete_declaration(session: Session, user: User, declaration_id: int) -> None:

@@ -10,18 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app import clock, rowwrites
-from app.engine.runtime import StepOutcome
+from app.engine.runtime import Change, Insert, StepOutcome, SubjectWrite
 from app.engine.vocabulary import DRAFT, EXPIRED, REJECTED, WAITING, Vocabulary
 from app.models.declaration import Declaration, DeclarationEvent
 from app.models.user import ROLE_SCHOOL, User
-from app.rowwrites import RowWrite
 
 # History actions and how the history names them.
 CREATED, SAVED, SUBMITTED, APPROVE, REJECT, TASK, EXPIRE, LOCKED, PROCESS = (
@@ -49,36 +47,32 @@ def new_declaration(session: Session, values: dict[str, Any]) -> Declaration:
 
 class Step:
     """A declaration's new state and history entries, made from an engine step's outcome and written with the
-    step (the engine's side writes: one statement on PostgreSQL). After the step, applied() shows the new values
-    on the declaration as already saved."""
+    step (the engine's side writes)."""
 
     def __init__(self, decl: Declaration, user: User | None, entries: Sequence[Entry], **changes: Any) -> None:
         self.decl = decl
         self.user = user
         self.entries = entries
         self.changes = changes
-        self.values: dict[str, Any] = {}
 
-    def __call__(self, outcome: StepOutcome) -> list[RowWrite]:
+    def __call__(self, outcome: StepOutcome) -> list[SubjectWrite]:
         before = self.decl.status
-        locked = not outcome.waits_for(ROLE_SCHOOL)
-        # A status the version does not declare (one published before statuses were declared) reads by the lock.
-        meaning = outcome.meaning or (WAITING if locked else DRAFT)
-        self.values = {"instance_id": outcome.instance_id, "status": outcome.status, "status_meaning": meaning,
-                       "locked": locked, "updated_at": clock.now(), **self.changes}
         now = clock.now()
-        writes = [RowWrite(cast(Table, Declaration.__table__), self.values, {"id": self.decl.id})]
-        events = cast(Table, DeclarationEvent.__table__)
+        writes: list[SubjectWrite] = [Change(self.decl, {"instance_id": outcome.instance_id, **_state(outcome),
+                                                         **self.changes})]
         # Statements of one step run in no set order, so the entries are a microsecond apart to keep their order.
-        writes.extend(RowWrite(events, _entry_row(self.decl.id, self.user, now + timedelta(microseconds=index),
-                                                  e.action, outcome.status if e.after else before, e.comment or e.text))
-                      for index, e in enumerate(self.entries))
+        writes.extend(Insert(DeclarationEvent, _entry_row(
+            self.decl.id, self.user, now + timedelta(microseconds=index), e.action,
+            outcome.status if e.after else before, e.comment or e.text)) for index, e in enumerate(self.entries))
         return writes
 
-    def applied(self) -> None:
-        """Show the written values on the declaration as its saved state."""
-        for name, value in self.values.items():
-            set_committed_value(self.decl, name, value)
+
+def _state(outcome: StepOutcome) -> dict[str, Any]:
+    """The status, its meaning and the lock a step leaves a declaration in."""
+    locked = not outcome.waits_for(ROLE_SCHOOL)
+    # A status the version does not declare (one published before statuses were declared) reads by the lock.
+    return {"status": outcome.status, "status_meaning": outcome.meaning or (WAITING if locked else DRAFT),
+            "locked": locked, "updated_at": clock.now()}
 
 
 def created(decl: Declaration, user: User, submit: bool) -> Step:
@@ -107,18 +101,15 @@ def task_done(decl: Declaration, user: User, title: str, decision: Any, label: s
     return Step(decl, user, [Entry(TASK, title)])
 
 
-def followed(subject_type: str, subject_id: int, outcome: StepOutcome, previous_status: str) -> list[RowWrite]:
+def followed(subject_type: str, subject_id: int, outcome: StepOutcome, previous_status: str) -> list[SubjectWrite]:
     """A declaration's writes after a step of its process that nobody took on it (a timer fired, a message was sent)
     and that changed its status or its open tasks (the engine's Hooks.followed)."""
     if subject_type != "declaration":
         return []
-    locked = not outcome.waits_for(ROLE_SCHOOL)
-    values = {"status": outcome.status, "status_meaning": outcome.meaning or (WAITING if locked else DRAFT),
-              "locked": locked, "updated_at": clock.now()}
-    writes = [RowWrite(cast(Table, Declaration.__table__), values, {"id": subject_id})]
+    writes: list[SubjectWrite] = [Change((Declaration, subject_id), _state(outcome))]
     if outcome.status != previous_status:
-        writes.append(RowWrite(cast(Table, DeclarationEvent.__table__), _entry_row(
-            subject_id, None, clock.now(), PROCESS, outcome.status, f"流程推进，状态变为“{outcome.status}”")))
+        writes.append(Insert(DeclarationEvent, _entry_row(subject_id, None, clock.now(), PROCESS, outcome.status,
+                                                          f"流程推进，状态变为“{outcome.status}”")))
     return writes
 
 

@@ -412,7 +412,6 @@ def decide(session: Session, user: User, declaration_id: int, values: Mapping[st
         raise Forbidden("该申报已由其他审核员处理，请刷新查看最新结果") from None
     except EngineError as exc:
         raise ServiceError(str(exc)) from exc
-    step.applied()
     return decl
 
 

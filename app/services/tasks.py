@@ -78,6 +78,6 @@ def complete(session: Session, user: User, task_id: int, values: Mapping[str, An
         raise Forbidden("该事项已由他人处理，请刷新查看最新状态") from None
     except EngineError as exc:
         raise ServiceError(str(exc)) from exc
-    if step is not None:
-        step.applied()
     return task
+    if step is not None:
+        return task
