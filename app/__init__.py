@@ -35,13 +35,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
+    # The app's modules import this package (app.clock, app.extensions ...): they are loaded when an app is built,
+    # not when the package is imported.
     from app import refcache
     refcache.init_app(app)
 
-    from app.services.processes import init_engine
+    from app.processes.services import init_engine
     init_engine(app)
 
-    from app.web import register_blueprints
+    from app.web.setup import register_blueprints
     register_blueprints(app)
 
     from app.cli import register_commands

@@ -8,7 +8,15 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from app.accounts.legacy import import_legacy_accounts
+from app.accounts.services import AccountError, create_staff
+from app.demo import load_demo
+from app.engine.specs import InvalidProcess, safe_xml
 from app.extensions import db
+from app.masterdata.cli import data_cli
+from app.migrate import upgrade
+from app.processes.services import install_shipped_processes, publish_version, shipped_forms
+from app.sms.outbox import newest_messages
 
 db_cli = AppGroup("db", help="数据库")
 users_cli = AppGroup("users", help="员工账号")
@@ -21,9 +29,6 @@ demo_cli = AppGroup("demo", help="演示数据")
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database to the newest schema and install the shipped processes."""
-    from app.migrate import upgrade
-    from app.services.processes import install_shipped_processes
-
     settings = current_app.config["XPILOT"]
     upgrade(settings.database_url)
     install_shipped_processes(db.session(), settings.bpmn_path)
@@ -42,8 +47,6 @@ def db_upgrade() -> None:
 def users_create(role: str, username: str, password: str, province_code: str | None, city_code: str | None,
                  phone: str | None, display_name: str) -> None:
     """Create a staff account."""
-    from app.services.accounts import AccountError, create_staff
-
     try:
         user = create_staff(db.session(), role=role, username=username, password=password,
                             province_code=province_code, city_code=city_code, phone=phone, display_name=display_name)
@@ -59,8 +62,6 @@ def users_create(role: str, username: str, password: str, province_code: str | N
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def accounts_import_legacy(file: Path) -> None:
     """Upgrade earlier weekly-report accounts to school accounts; passwords are sent by SMS."""
-    from app.services.legacy import import_legacy_accounts
-
     report = import_legacy_accounts(db.session(), file)
     db.session.commit()
     click.echo(report.summary())
@@ -73,9 +74,6 @@ def accounts_import_legacy(file: Path) -> None:
 @click.option("--province", "province_code", default=None, help="省级行政区代码；省略则为全国版本")
 def process_deploy(file: Path, province_code: str | None) -> None:
     """Validate and publish a new version of a process."""
-    from app.engine.specs import InvalidProcess, safe_xml
-    from app.services.processes import publish_version, shipped_forms
-
     settings = current_app.config["XPILOT"]
     xml = file.read_text("utf-8")
     try:
@@ -101,8 +99,6 @@ def process_deploy(file: Path, province_code: str | None) -> None:
 @click.option("--limit", default=20, type=int)
 def sms_outbox(phone: str | None, limit: int) -> None:
     """Print the newest messages of the outbox backend."""
-    from app.services.outbox import newest_messages
-
     for message in newest_messages(db.session(), phone=phone, limit=limit):
         click.echo(f"#{message.id} {message.created_at:%Y-%m-%d %H:%M:%S} {message.phone} [{message.status}] "
                    f"{message.body}")
@@ -111,8 +107,6 @@ def sms_outbox(phone: str | None, limit: int) -> None:
 @demo_cli.command("load")
 def demo_load() -> None:
     """Load the built-in demo data set (idempotent)."""
-    from app.services.demo import load_demo
-
     accounts = load_demo(db.session())
     db.session.commit()
     click.echo("演示数据已就绪。演示账号：")
@@ -122,10 +116,5 @@ def demo_load() -> None:
 
 def register_commands(app: Flask) -> None:
     """Attach every command group to the app."""
-    for group in (db_cli, users_cli, accounts_cli, process_cli, sms_cli, demo_cli):
+    for group in (db_cli, users_cli, accounts_cli, process_cli, sms_cli, demo_cli, data_cli):
         app.cli.add_command(group)
-    try:
-        from app.cli_data import data_cli
-    except ImportError:  # the importers are optional until installed
-        return
-    app.cli.add_command(data_cli)

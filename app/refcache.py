@@ -30,6 +30,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from app import rowwrites
+from app.accounts.models import User
+from app.masterdata.models import Certificate, Division, Major, School
+from app.plans.models import DeclarationPlan, PlanCertificate
+from app.processes.models import ProcessVersion
+from app.queue import jobs
 
 log = logging.getLogger(__name__)
 CHECK_SECONDS = 1.0
@@ -41,7 +46,6 @@ M = TypeVar("M")
 
 class ReferenceCache:
     """Values computed from reference data, dropped when the shared generation number moves."""
-
     def __init__(self, read_generation: Callable[[], int | None], bump_generation: Callable[[], None]) -> None:
         self._read = read_generation
         self._bump = bump_generation
@@ -103,7 +107,6 @@ class ReferenceCache:
 
 def _redis_generation(key: str) -> Callable[[], int | None]:
     def read() -> int | None:
-        from app.queue import jobs
         value = jobs.redis.get(key)
         return int(value) if value is not None else 0
     return read
@@ -111,7 +114,6 @@ def _redis_generation(key: str) -> Callable[[], int | None]:
 
 def _redis_bump(key: str) -> Callable[[], None]:
     def bump() -> None:
-        from app.queue import jobs
         jobs.redis.incr(key)
     return bump
 
@@ -224,10 +226,6 @@ _MODELS: dict[type, str] = {}
 
 def _kind_of(obj: object) -> str | None:
     if not _MODELS:
-        from app.models.masterdata import Certificate, Division, Major, School
-        from app.models.plan import DeclarationPlan, PlanCertificate
-        from app.models.process import ProcessVersion
-        from app.models.user import User
         for model in (Certificate, Division, Major, PlanCertificate, DeclarationPlan, ProcessVersion):
             _MODELS[model] = "reference"
         _MODELS[User] = _MODELS[School] = "accounts"

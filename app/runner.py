@@ -67,10 +67,10 @@ def prepare_database(demo: bool = True) -> list[str]:
     from sqlalchemy import func, select
 
     from app import create_app
+    from app.accounts.models import User
     from app.extensions import db
     from app.migrate import upgrade
-    from app.models.user import User
-    from app.services.processes import install_shipped_processes
+    from app.processes.services import install_shipped_processes
 
     app = create_app()
     settings = app.config["XPILOT"]
@@ -81,8 +81,8 @@ def prepare_database(demo: bool = True) -> list[str]:
         install_shipped_processes(session, settings.bpmn_path)
         session.commit()
         empty = session.scalar(select(func.count()).select_from(User)) == 0
-        if demo and empty and importlib.util.find_spec("app.services.demo") is not None:
-            from app.services.demo import load_demo
+        if demo and empty and importlib.util.find_spec("app.demo") is not None:
+            from app.demo import load_demo
 
             lines = list(load_demo(session))
             session.commit()

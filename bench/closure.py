@@ -110,7 +110,7 @@ class Dataset:
         self.now = datetime.now(UTC)
 
     def build(self) -> dict[str, int]:
-        from app.models.plan import DeclarationPlan
+        from app.plans.models import DeclarationPlan
 
         session = self.session
         plan_a = session.scalars(select(DeclarationPlan).where(DeclarationPlan.province_code == PROVINCE)).one()
@@ -146,7 +146,7 @@ class Dataset:
         return {"plan_a": plan_a.id, "plan_b": plan_b.id, "reviewer": reviewer_id}
 
     def _certificates(self) -> list[int]:
-        from app.models.masterdata import Certificate
+        from app.masterdata.models import Certificate
 
         session = self.session
         have = len(session.scalars(select(Certificate.id)).all())
@@ -156,7 +156,7 @@ class Dataset:
         return list(session.scalars(select(Certificate.id).order_by(Certificate.id)))
 
     def _schools(self) -> list[int]:
-        from app.models.masterdata import Division, School, name_sort_key
+        from app.masterdata.models import Division, School, name_sort_key
 
         session = self.session
         known = set(session.scalars(select(Division.code)))
@@ -176,9 +176,9 @@ class Dataset:
     def _accounts(self, schools: list[int]) -> int:
         from werkzeug.security import generate_password_hash
 
-        from app.models.masterdata import School
-        from app.models.user import User
-        from app.services.accounts import create_staff
+        from app.accounts.models import User
+        from app.accounts.services import create_staff
+        from app.masterdata.models import School
 
         session = self.session
         password_hash = generate_password_hash("bench-password")  # one hash: scrypt per row would take minutes
@@ -194,10 +194,11 @@ class Dataset:
 
     def _samples(self, plan_id: int, school_id: int, certs: list[int]) -> dict[str, int]:
         """Make one draft, one waiting and one approved declaration through the real services."""
-        from app.models.process import ServiceCall
-        from app.models.user import User
-        from app.services import declarations, review
-        from app.services.processes import engine
+        from app.accounts.models import User
+        from app.declarations import services as declarations
+        from app.engine import engine
+        from app.processes.models import ServiceCall
+        from app.review import services as review
 
         session = self.session
         school_user = session.scalars(select(User).where(User.school_id == school_id)).one()
@@ -217,9 +218,9 @@ class Dataset:
         return ids
 
     def _copy(self, rows: list[tuple[int, int, int, str, str]], samples: dict[str, int]) -> None:
-        from app.models.declaration import Declaration
-        from app.models.masterdata import School
-        from app.models.process import HumanTask, ProcessInstance
+        from app.declarations.models import Declaration
+        from app.masterdata.models import School
+        from app.processes.models import HumanTask, ProcessInstance
 
         session = self.session
         city_of = dict(session.execute(select(School.id, School.city_code)).all())
@@ -298,10 +299,10 @@ SCENARIOS = [
 
 def queue_bench(application: Any, ids: dict[str, int], requests: int) -> list[tuple[str, float, float, int]]:
     from app import clock
+    from app.accounts.models import User
     from app.extensions import db
-    from app.models.masterdata import Certificate
-    from app.models.process import HumanTask
-    from app.models.user import User
+    from app.masterdata.models import Certificate
+    from app.processes.models import HumanTask
 
     with application.app_context():
         session = db.session()
@@ -338,9 +339,9 @@ def queue_bench(application: Any, ids: dict[str, int], requests: int) -> list[tu
 
 def explain(application: Any, ids: dict[str, int]) -> None:
     """Print PostgreSQL's plans of the queue's count and page queries (default and filtered)."""
+    from app.accounts.models import User
     from app.extensions import db
-    from app.models.user import User
-    from app.services import review
+    from app.review import services as review
 
     with application.app_context():
         session = db.session()
@@ -366,9 +367,9 @@ def closure_child(url: str, plan_id: int, mode: str) -> None:
     """
     with tempfile.TemporaryDirectory(prefix="xpilot-bench-child-") as folder:
         application = make_app(url, Path(folder))
-        import app.services.jobs as jobs_module
+        import app.processes.jobs as jobs_module
         from app.extensions import db
-        from app.services import closure
+        from app.plans import closure
 
         enqueued: list[int] = []
         jobs_module.enqueue_deliveries = lambda ids: enqueued.extend(ids)  # type: ignore[assignment]
@@ -415,10 +416,10 @@ def run_child(url: str, plan_id: int, mode: str) -> dict[str, Any]:
 
 
 def run_backend(backend: str, url: str, requests: int, show_plans: bool) -> dict[str, Any]:
+    from app.demo import load_demo
     from app.extensions import db
     from app.migrate import upgrade
-    from app.services.demo import load_demo
-    from app.services.processes import install_shipped_processes
+    from app.processes.services import install_shipped_processes
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="xpilot-bench-instance-") as folder:

@@ -287,9 +287,9 @@ def setup_schools(engine: Engine, count: int) -> Catalog:
     from werkzeug.security import generate_password_hash
 
     from app import clock
-    from app.models.masterdata import Certificate, Major, School
-    from app.models.plan import DeclarationPlan, PlanCertificate
-    from app.models.user import ROLE_SCHOOL, User
+    from app.accounts.models import ROLE_SCHOOL, User
+    from app.masterdata.models import Certificate, Major, School
+    from app.plans.models import DeclarationPlan, PlanCertificate
 
     password_hash = generate_password_hash(BENCH_PASSWORD)  # one (slow, salted) hash for all bench accounts
     now = clock.now()

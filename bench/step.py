@@ -106,11 +106,12 @@ class Bench:
 
     def __init__(self, url: str, instance_path: Path) -> None:
         from app import create_app
+        from app.demo import load_demo
+        from app.engine import engine
         from app.engine.runtime import Hooks
         from app.extensions import db
         from app.migrate import upgrade
-        from app.services.demo import load_demo
-        from app.services.processes import engine, install_shipped_processes
+        from app.processes.services import install_shipped_processes
 
         upgrade(url)
         # No Redis is used: the engine's after-commit hooks (enqueue jobs, schedule wakes) are switched off
@@ -132,9 +133,9 @@ class Bench:
         self.ctx.pop()
 
     def _declaration(self) -> tuple[int, int]:
-        from app.models.declaration import Declaration
-        from app.models.masterdata import Certificate, School
-        from app.models.plan import DeclarationPlan
+        from app.declarations.models import Declaration
+        from app.masterdata.models import Certificate, School
+        from app.plans.models import DeclarationPlan
 
         session = self.session
         plan = session.scalars(select(DeclarationPlan).where(DeclarationPlan.province_code == "440000")).first()
@@ -172,7 +173,7 @@ class Bench:
         self.session.commit()
 
     def finish_service_calls(self, instance_id: int) -> None:
-        from app.models.process import ServiceCall
+        from app.processes.models import ServiceCall
 
         calls = self.session.scalars(select(ServiceCall).where(
             ServiceCall.instance_id == instance_id, ServiceCall.status == "pending")).all()
@@ -188,7 +189,7 @@ class Bench:
 
     def copies(self, count: int) -> list[int]:
         """Copy the instance row and its open task rows; return the copies' ids."""
-        from app.models.process import HumanTask, ProcessInstance
+        from app.processes.models import HumanTask, ProcessInstance
 
         session = self.session
         source = session.get(ProcessInstance, self.instance_id)
@@ -210,7 +211,7 @@ class Bench:
         return ids
 
     def state_bytes(self) -> int:
-        from app.models.process import ProcessInstance
+        from app.processes.models import ProcessInstance
 
         instance = self.session.get(ProcessInstance, self.instance_id)
         assert instance is not None
@@ -219,7 +220,7 @@ class Bench:
         return size
 
     def plain_update(self, counter: int) -> None:
-        from app.models.declaration import Declaration
+        from app.declarations.models import Declaration
 
         decl = self.session.scalars(select(Declaration).where(Declaration.id == self.declaration_id)
                                     .with_for_update()).one()

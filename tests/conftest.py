@@ -76,7 +76,7 @@ def app(tmp_path: Path, redis_url: str) -> Iterator[Flask]:
     from app.queue import jobs
     jobs.redis.flushdb()
     with application.app_context():
-        from app.services.processes import install_shipped_processes
+        from app.processes.services import install_shipped_processes
         install_shipped_processes(db.session(), application.config["XPILOT"].bpmn_path)
         db.session.commit()
     yield application

@@ -7,10 +7,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from app.accounts.models import User
+from app.demo import DEMO_PASSWORD, load_demo
 from app.extensions import db
-from app.models.masterdata import Certificate, Major, School
-from app.models.user import User
-from app.services.demo import DEMO_PASSWORD, load_demo
+from app.masterdata.models import Certificate, Major, School
 
 GOOD_DECLARATION = {
     "level": "中级", "majors": ["510201", "510203"], "trainee_count": "60",

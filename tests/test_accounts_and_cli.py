@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from app.accounts.models import User
+from app.declarations.models import Declaration
 from app.extensions import db
-from app.models.declaration import Declaration
-from app.models.sms import SmsMessage
-from app.models.user import User
+from app.sms.models import SmsMessage
 from tests.conftest import run_jobs
 from tests.factories import complete_info, declaration_form, login, with_demo
 
@@ -114,9 +114,9 @@ def test_a_school_cannot_see_another_schools_declaration_and_input_is_escaped(ap
         decl_id = db.session.scalars(select(Declaration.id)).one()
     page = owner.get(f"/school/declarations/{decl_id}").get_data(as_text=True)
     assert "<script>alert" not in page and "&lt;script&gt;" in page
-    from app.services.registration import issue_account
+    from app.accounts.registration import issue_account
     with app.app_context():
-        from app.models.masterdata import School
+        from app.masterdata.models import School
         other_school = db.session.scalars(select(School).where(School.name == "岭南交通职业技术学院")).one()
         creds = issue_account(db.session(), other_school, "13700000001", origin="registered")
         db.session.get(User, creds.user_id).must_change_password = False

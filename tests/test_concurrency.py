@@ -5,9 +5,9 @@ import threading
 
 from sqlalchemy import func, select
 
+from app.declarations.models import Declaration, DeclarationEvent
 from app.extensions import db
-from app.models.declaration import Declaration, DeclarationEvent
-from app.models.process import HumanTask
+from app.processes.models import HumanTask
 from tests.factories import complete_info, declaration_form, login, with_demo
 
 

@@ -8,11 +8,12 @@ from datetime import UTC
 import pytest
 from sqlalchemy import select
 
+from app.engine import engine
 from app.engine.expressions import ExpressionError, evaluate
 from app.engine.specs import InvalidProcess
 from app.extensions import db
-from app.models.process import ProcessInstance, ServiceCall
-from app.services.processes import engine, shipped_forms
+from app.processes.models import ProcessInstance, ServiceCall
+from app.processes.services import shipped_forms
 
 START_DATA = {"school_phone": "13800138000", "school_name": "测试学院", "certificate_name": "测试证书",
               "level": "初级", "decision": "", "comment": ""}
@@ -153,7 +154,7 @@ TIMER = """<?xml version="1.0" encoding="UTF-8"?>
 
 def _start_timer_demo(session, due: str):
     """Deploy the TIMER diagram and start one instance of it waiting until `due` (committed)."""
-    from app.models.process import ProcessVersion
+    from app.processes.models import ProcessVersion
 
     parsed = engine().parse(TIMER, {})
     session.add(ProcessVersion(process_key="timer_demo", content_hash=parsed.content_hash, bpmn_xml=TIMER,
@@ -186,7 +187,7 @@ def test_instance_lock_is_kept_across_flushes_and_forgotten_with_a_savepoint(app
     after a rolled-back savepoint (which releases the row locks taken inside it) and in the next transaction."""
     from sqlalchemy import event
 
-    from app.models.sms import AuditEntry
+    from app.sms.models import AuditEntry
 
     with app.app_context():
         session = db.session()

@@ -13,23 +13,23 @@ from flask import Flask
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from app.core.db import Base
 from app.extensions import db
-from app.models.base import Base
-from app.models.masterdata import (
-    BINGTUAN_CODE,
-    BINGTUAN_NAME,
-    Certificate,
-    Division,
-    Major,
-    School,
-)
-from app.services.imports import (
+from app.masterdata.imports import (
     ImportFileError,
     UnknownProvinceError,
     import_certificates,
     import_divisions,
     import_majors,
     import_schools,
+)
+from app.masterdata.models import (
+    BINGTUAN_CODE,
+    BINGTUAN_NAME,
+    Certificate,
+    Division,
+    Major,
+    School,
 )
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

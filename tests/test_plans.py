@@ -6,13 +6,13 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app import clock
+from app.declarations.models import Declaration
 from app.extensions import db
-from app.models.declaration import Declaration
-from app.models.plan import DeclarationPlan, PlanResult
-from app.models.process import ProcessInstance
-from app.models.sms import SmsMessage
-from app.services import closure
-from app.services.jobs import sweep
+from app.plans import closure
+from app.plans.models import DeclarationPlan, PlanResult
+from app.processes.jobs import sweep
+from app.processes.models import ProcessInstance
+from app.sms.models import SmsMessage
 from tests.conftest import run_jobs
 from tests.factories import certificate_id, complete_info, declaration_form, login, with_demo
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from app.accounts import roles
+from app.accounts.models import User
+from app.accounts.role_models import Role
+from app.declarations.models import Declaration
+from app.demo import DEMO_PASSWORD
 from app.extensions import db
-from app.models.declaration import Declaration
-from app.models.process import ProcessInstance, ProcessVersion, ServiceCall
-from app.models.role import Role
-from app.models.user import User
-from app.services import roles
-from app.services.demo import DEMO_PASSWORD
+from app.processes.models import ProcessInstance, ProcessVersion, ServiceCall
 from tests.conftest import run_jobs
 from tests.factories import complete_info, declaration_form, login, with_demo
 

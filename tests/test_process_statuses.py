@@ -16,17 +16,18 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from app import clock
+from app.accounts import roles
+from app.accounts.models import User
+from app.accounts.services import create_staff
+from app.declarations.models import Declaration
+from app.demo import DEMO_PASSWORD
 from app.engine.specs import InvalidProcess
 from app.extensions import db
-from app.models.declaration import Declaration
-from app.models.plan import DeclarationPlan, PlanResult
-from app.models.process import HumanTask, ProcessIncident, ProcessInstance, ProcessVersion
-from app.models.user import User
-from app.services import process_admin, roles
-from app.services.accounts import create_staff
-from app.services.demo import DEMO_PASSWORD
-from app.services.jobs import sweep
-from app.services.processes import shipped_forms
+from app.plans.models import DeclarationPlan, PlanResult
+from app.processes import admin as process_admin
+from app.processes.jobs import sweep
+from app.processes.models import HumanTask, ProcessIncident, ProcessInstance, ProcessVersion
+from app.processes.services import shipped_forms
 from tests.conftest import run_jobs
 from tests.factories import complete_info, declaration_form, login, with_demo
 

@@ -5,13 +5,14 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from app.accounts import roles
+from app.accounts.models import User
+from app.accounts.services import create_staff
+from app.declarations.models import Declaration
+from app.demo import DEMO_PASSWORD
 from app.extensions import db
-from app.models.declaration import Declaration
-from app.models.user import User
-from app.services import process_admin, roles
-from app.services.accounts import create_staff
-from app.services.demo import DEMO_PASSWORD
-from app.services.processes import shipped_forms
+from app.processes import admin as process_admin
+from app.processes.services import shipped_forms
 from tests.conftest import run_jobs
 from tests.factories import complete_info, declaration_form, login, with_demo
 
@@ -72,7 +73,7 @@ def test_variant_adds_city_review_for_one_province_only(app):
     assert "市级初审" in inbox and "珠江信息职业学院" in inbox
     assert "珠江信息职业学院" not in sz.get("/tasks/").get_data(as_text=True)
     with app.app_context():
-        from app.models.process import HumanTask
+        from app.processes.models import HumanTask
         city_task = db.session.scalars(select(HumanTask.id).where(HumanTask.lane == "city_reviewer",
                                                                   HumanTask.completed_at.is_(None))).one()
     assert sz.post(f"/tasks/{city_task}", data={"decision": "approve"}).status_code == 404
@@ -86,8 +87,8 @@ def test_variant_adds_city_review_for_one_province_only(app):
     # Another province keeps the national process.
     with app.app_context():
         session = db.session()
-        from app.models.masterdata import School
-        from app.services.registration import issue_account
+        from app.accounts.registration import issue_account
+        from app.masterdata.models import School
         school = session.scalars(select(School).where(School.name == "金陵工程职业技术学院")).one()
         creds = issue_account(session, school, "13900002222", origin="registered")
         user = session.get(User, creds.user_id)

@@ -10,11 +10,11 @@ from flask import Flask
 from sqlalchemy import select
 
 from app import clock
+from app.accounts.models import User
+from app.declarations.models import Declaration
 from app.extensions import db
-from app.models.declaration import Declaration
-from app.models.plan import DeclarationPlan
-from app.models.user import User
-from app.services import plans
+from app.plans import services as plans
+from app.plans.models import DeclarationPlan
 from tests.factories import certificate_id, complete_info, declaration_form, login, with_demo
 from tests.workers import WorkerProcess, wait_until
 

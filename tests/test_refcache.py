@@ -9,11 +9,11 @@ from flask import Flask
 from sqlalchemy import select
 
 from app import create_app, refcache
+from app.accounts.models import User
+from app.declarations.services import certificate_info
 from app.extensions import db
-from app.models.masterdata import Certificate
-from app.models.plan import DeclarationPlan, PlanCertificate
-from app.models.user import User
-from app.services.declarations import certificate_info
+from app.masterdata.models import Certificate
+from app.plans.models import DeclarationPlan, PlanCertificate
 from tests.factories import complete_info, login, with_demo
 
 

@@ -12,14 +12,14 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from app import clock
+from app.accounts.models import ROLE_SCHOOL, User
+from app.declarations.models import Declaration
+from app.demo import DEMO_PASSWORD
 from app.extensions import db
-from app.models.declaration import Declaration
-from app.models.masterdata import Certificate, School
-from app.models.plan import DeclarationPlan
-from app.models.process import HumanTask
-from app.models.user import ROLE_SCHOOL, User
-from app.services import closure
-from app.services.demo import DEMO_PASSWORD
+from app.masterdata.models import Certificate, School
+from app.plans import closure
+from app.plans.models import DeclarationPlan
+from app.processes.models import HumanTask
 from tests.conftest import run_jobs
 from tests.factories import certificate_id, complete_info, declaration_form, login, school, user, with_demo
 

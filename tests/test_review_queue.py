@@ -10,16 +10,16 @@ from flask import Flask
 from sqlalchemy import select
 
 from app import clock
+from app.accounts.models import User
+from app.accounts.services import create_staff
+from app.declarations import services as decl_service
+from app.declarations.models import Declaration
+from app.demo import DEMO_PASSWORD
 from app.extensions import db
-from app.models.declaration import Declaration
-from app.models.masterdata import Certificate, School
-from app.models.process import HumanTask
-from app.models.sms import SmsMessage
-from app.models.user import User
-from app.services import declarations as decl_service
-from app.services import review
-from app.services.accounts import create_staff
-from app.services.demo import DEMO_PASSWORD
+from app.masterdata.models import Certificate, School
+from app.processes.models import HumanTask
+from app.review import services as review
+from app.sms.models import SmsMessage
 from tests.conftest import run_jobs
 from tests.factories import login, with_demo
 from tests.test_concurrency import _race
@@ -151,7 +151,7 @@ def test_sorts_by_submission_time_either_way_and_by_school_name(app, season):
 
 
 def test_school_names_sort_by_pinyin_with_polyphones_read_as_in_place_names():
-    from app.models.masterdata import School, name_sort_key
+    from app.masterdata.models import School, name_sort_key
 
     names = ["重庆城市管理职业学院", "长沙民政职业技术学院", "厦门软件职业技术学院", "广州番禺职业技术学院", "北京电子科技职业学院",
              "ABC 职业学校"]

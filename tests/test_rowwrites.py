@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from app import clock, rowwrites
-from app.models.process import HumanTask, ProcessInstance, ProcessVersion, ServiceCall
+from app.processes.models import HumanTask, ProcessInstance, ProcessVersion, ServiceCall
 from app.rowwrites import RowWrite
 
 

@@ -6,11 +6,11 @@ import re
 from flask import Flask
 from sqlalchemy import select
 
+from app.accounts.models import User
+from app.declarations.models import Declaration
 from app.extensions import db
-from app.models.declaration import Declaration
-from app.models.masterdata import School
-from app.models.sms import AuditEntry, SmsMessage
-from app.models.user import User
+from app.masterdata.models import School
+from app.sms.models import AuditEntry, SmsMessage
 from tests.conftest import run_jobs
 from tests.factories import complete_info, declaration_form, login, school, user, with_demo
 

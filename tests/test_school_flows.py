@@ -8,10 +8,10 @@ from flask import Flask
 from sqlalchemy import select
 
 from app import clock
+from app.declarations.models import Declaration
 from app.extensions import db
-from app.models.declaration import Declaration
-from app.models.process import ProcessInstance
-from app.models.sms import SmsMessage
+from app.processes.models import ProcessInstance
+from app.sms.models import SmsMessage
 from tests.conftest import run_jobs
 from tests.factories import complete_info, declaration_form, login, user, with_demo
 
@@ -212,15 +212,15 @@ def test_province_without_plan_is_told_no_plan_is_published(app, client):
     with_demo(app)
     _register(client, app)
     with app.app_context():
-        from app.models.user import User
+        from app.accounts.models import User
         u = db.session.scalars(select(User).where(User.username == "9144010001")).one()
         u.province_code = "510000"
     # A Sichuan school: no plan there.
     client2 = app.test_client()
     with app.app_context():
-        from app.models.masterdata import School
-        from app.services.accounts import generate_password
-        from app.services.registration import issue_account
+        from app.accounts.registration import issue_account
+        from app.accounts.services import generate_password
+        from app.masterdata.models import School
         school = db.session.scalars(select(School).where(School.name == "天府数字职业技术学院")).one()
         result = issue_account(db.session(), school, "13912340000", origin="registered")
         u = db.session.get(User, result.user_id)

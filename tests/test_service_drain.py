@@ -9,11 +9,12 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from app.extensions import db
-from app.handlers import HANDLERS, Handler
-from app.models.process import ServiceCall
-from app.models.sms import SmsMessage
+from app.handlers.handler import Handler
+from app.handlers.registry import HANDLERS
+from app.processes.jobs import DRAIN_FLAG
+from app.processes.models import ServiceCall
 from app.queue import jobs
-from app.services.jobs import DRAIN_FLAG
+from app.sms.models import SmsMessage
 from tests.conftest import run_jobs
 from tests.factories import with_demo
 
@@ -85,7 +86,7 @@ def test_a_call_failing_in_a_drain_does_not_stop_the_others_and_is_retried_on_it
 
 def _drain_registering_meanwhile(app: Any, client: Any, monkeypatch: Any, linger: float) -> dict[str, int]:
     """Run the first school's drain in this test; while it runs that call, a second school registers."""
-    from app.services import jobs as jobs_service
+    from app.processes import jobs as jobs_service
 
     _register(client, *SCHOOLS[0])
     first_drain = jobs.queue.job_ids

@@ -22,11 +22,11 @@ from sqlalchemy import func, select
 
 from app import clock
 from app.extensions import db
-from app.models.process import ProcessInstance
-from app.models.sms import AuditEntry, SmsMessage
+from app.processes.jobs import deliver_message, enqueue_deliveries, enqueue_delivery
+from app.processes.models import ProcessInstance
 from app.queue import jobs
-from app.services import sms
-from app.services.jobs import deliver_message, enqueue_deliveries, enqueue_delivery
+from app.sms import services as sms
+from app.sms.models import AuditEntry, SmsMessage
 from tests.conftest import run_jobs
 from tests.factories import login, with_demo
 from tests.sms_standin import Sleep, StandIn

@@ -12,11 +12,11 @@ from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models.process import ProcessInstance, ServiceCall
-from app.models.sms import SMS_SENT, SmsMessage
+from app.processes.jobs import enqueue_delivery
+from app.processes.models import ProcessInstance, ServiceCall
 from app.queue import jobs
-from app.services import sms
-from app.services.jobs import enqueue_delivery
+from app.sms import services as sms
+from app.sms.models import SMS_SENT, SmsMessage
 from tests.factories import with_demo
 from tests.workers import WorkerProcess, wait_until
 

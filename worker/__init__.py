@@ -16,20 +16,20 @@ from flask import Flask
 from rq import Queue, SimpleWorker, Worker
 from rq.executions import Execution
 from rq.job import Job
+from sqlalchemy import select
 
-from app.queue import QUEUE_NAME
+from app import create_app
+from app.engine import engine
+from app.extensions import db
+from app.processes import jobs as process_jobs
+from app.processes.models import ProcessVersion
+from app.queue import QUEUE_NAME, jobs
 
 log = logging.getLogger("worker")
 
 
 def preload_specs(app: Flask) -> int:
     """Parse every active process version into the spec cache; return how many."""
-    from sqlalchemy import select
-
-    from app.extensions import db
-    from app.models.process import ProcessVersion
-    from app.services.processes import engine
-
     with app.app_context():
         session = db.session()
         versions = session.scalars(select(ProcessVersion).where(ProcessVersion.active.is_(True))).all()
@@ -41,21 +41,16 @@ def preload_specs(app: Flask) -> int:
 
 def sweep(app: Flask) -> dict[str, int]:
     """Re-queue the work a crashed worker left behind."""
-    from app.services import jobs
-
     with app.app_context():
-        return jobs.sweep()
+        return process_jobs.sweep()
 
 
 def catch_up_loop(app: Flask, stop: threading.Event, every: float = 5.0) -> None:
     """Every few seconds, run overdue scheduled jobs and timers that RQ's scheduler has not moved."""
-    from app.extensions import db
-    from app.services import jobs
-
     while not stop.wait(every):
         try:
             with app.app_context():
-                done = jobs.catch_up()
+                done = process_jobs.catch_up()
                 db.session.remove()
             if any(done.values()):
                 log.info("caught up overdue work: %s", done)
@@ -73,8 +68,6 @@ class AppWorkerMixin:
     app: Flask
 
     def _init_app(self, queues: Any, connection: redis.Redis | None, app: Flask | None) -> tuple[list[str], redis.Redis]:
-        from app import create_app
-        from app.queue import jobs
 
         self.app = app if app is not None else create_app()
         names = [q.name if isinstance(q, Queue) else str(q) for q in _as_list(queues)] or [QUEUE_NAME]
@@ -107,7 +100,6 @@ class AppWorkerMixin:
 
 class XPilotWorker(AppWorkerMixin, Worker):
     """A forking RQ worker (one work horse per job) for the X-Pilot jobs."""
-
     def __init__(self, queues: Any = None, *, connection: redis.Redis | None = None, app: Flask | None = None,
                  **kwargs: Any) -> None:
         names, own = self._init_app(queues, connection, app)
@@ -115,7 +107,6 @@ class XPilotWorker(AppWorkerMixin, Worker):
 
     def main_work_horse(self, job: Job, queue: Queue) -> None:
         """Drop the database connections inherited from the parent before the horse runs its job."""
-        from app.extensions import db
 
         if db.engine is not None:
             db.engine.dispose(close=False)  # the parent still owns those sockets
@@ -125,7 +116,6 @@ class XPilotWorker(AppWorkerMixin, Worker):
 
 class XPilotSimpleWorker(AppWorkerMixin, SimpleWorker):
     """A non-forking worker (jobs run in the worker process): for debugging and platforms without fork."""
-
     def __init__(self, queues: Any = None, *, connection: redis.Redis | None = None, app: Flask | None = None,
                  **kwargs: Any) -> None:
         names, own = self._init_app(queues, connection, app)

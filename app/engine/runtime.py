@@ -27,7 +27,7 @@ from app.engine.specs import SPEC_CACHE, InvalidProcess, ParsedProcess, parse_pr
 from app.engine.state import compact, dump_state, load_state
 from app.engine.vocabulary import Vocabulary
 from app.extensions import after_commit, after_end, releases_locks
-from app.models.process import HumanTask, ProcessIncident, ProcessInstance, ProcessVersion, ServiceCall
+from app.processes.models import HumanTask, ProcessIncident, ProcessInstance, ProcessVersion, ServiceCall
 from app.rowwrites import RowWrite
 
 

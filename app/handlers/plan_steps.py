@@ -5,8 +5,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.models.process import ServiceCall
-from app.services import closure
+from app.plans import closure
+from app.processes.models import ServiceCall
 
 
 def plan_close(session: Session, call: ServiceCall) -> dict[str, Any]:

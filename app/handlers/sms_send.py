@@ -6,9 +6,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models.process import ProcessInstance, ServiceCall
-from app.models.sms import SmsMessage
-from app.services import sms
+from app.processes.models import ProcessInstance, ServiceCall
+from app.sms import services as sms
+from app.sms.models import SmsMessage
 
 
 def sms_send(session: Session, call: ServiceCall) -> dict[str, Any]:

@@ -5,6 +5,11 @@ from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from app import clock
+from app.extensions import db
+from app.plans.announcement import announcement as load
+from app.plans.announcement import public_plans
+
 bp = Blueprint("public", __name__)
 
 
@@ -19,17 +24,12 @@ def home() -> str | Response:
 @bp.get("/announcements")
 def announcements() -> str:
     """审核结果公示: every plan whose results are public."""
-    from app.extensions import db
-    from app.services.announcement import public_plans
     return render_template("public/announcements.html", plans=public_plans(db.session()))
 
 
 @bp.get("/announcements/<int:plan_id>")
 def announcement(plan_id: int) -> str:
     """审核结果公示 of one plan: approved schools and certificates (no login)."""
-    from app import clock
-    from app.extensions import db
-    from app.services.announcement import announcement as load
     plan, province, lines = load(db.session(), plan_id)
     return render_template("public/announcement.html", plan=plan, province=province, lines=lines, now=clock.now())
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import app.models.base
+import app.core.db
 
 
 revision = '0002'
@@ -26,7 +26,7 @@ def upgrade() -> None:
     sa.Column('approved_count', sa.Integer(), nullable=False),
     sa.Column('declared_count', sa.Integer(), nullable=False),
     sa.Column('is_pilot', sa.Boolean(), nullable=False),
-    sa.Column('computed_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('computed_at', app.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['plan_id'], ['declaration_plan.id'], name=op.f('fk_plan_result_plan_id_declaration_plan'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['school_id'], ['school.id'], name=op.f('fk_plan_result_school_id_school')),
     sa.PrimaryKeyConstraint('plan_id', 'school_id', name=op.f('pk_plan_result'))
@@ -38,12 +38,12 @@ def upgrade() -> None:
 
     with op.batch_alter_table('declaration_plan', schema=None) as batch_op:
         batch_op.add_column(sa.Column('instance_id', sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column('closed_at', app.models.base.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('results_at', app.models.base.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('closed_at', app.core.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('results_at', app.core.db.UTCDateTime(timezone=True), nullable=True))
 
     with op.batch_alter_table('sms_message', schema=None) as batch_op:
         batch_op.add_column(sa.Column('province_code', sa.String(length=6), nullable=True))
-        batch_op.add_column(sa.Column('next_attempt_at', app.models.base.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('next_attempt_at', app.core.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.create_index(batch_op.f('ix_sms_message_province_code'), ['province_code'], unique=False)
 
     # ### end Alembic commands ###

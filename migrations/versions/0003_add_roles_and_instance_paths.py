@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import app.models.base
+import app.core.db
 
 
 revision = '0003'
@@ -26,12 +26,12 @@ def upgrade() -> None:
     sa.Column('scope', sa.String(length=16), nullable=False),
     sa.Column('builtin', sa.Boolean(), nullable=False),
     sa.Column('reviews', sa.Boolean(), nullable=False),
-    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('code', name=op.f('pk_role'))
     )
     role = sa.table("role", sa.column("code", sa.String), sa.column("name", sa.String), sa.column("scope", sa.String),
                     sa.column("builtin", sa.Boolean), sa.column("reviews", sa.Boolean),
-                    sa.column("created_at", app.models.base.UTCDateTime(timezone=True)))
+                    sa.column("created_at", app.core.db.UTCDateTime(timezone=True)))
     from datetime import datetime, timezone
     now = datetime.now(timezone.utc)
     op.bulk_insert(role, [

@@ -6,7 +6,7 @@ Create Date: 2026-11-29 12:00:00.000000
 
 Lists of schools (the review queue sorted by 院校名称, the province's school accounts, exports) sort by the name's
 pinyin, as Chinese readers expect, rather than by code point. The key is set by the model whenever a name is set
-(app.models.masterdata.name_sort_key); this migration fills it for the schools already stored.
+(app.masterdata.models.name_sort_key); this migration fills it for the schools already stored.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    from app.models.masterdata import name_sort_key
+    from app.masterdata.models import name_sort_key
 
     op.add_column("school", sa.Column("name_sort", sa.String(length=512), nullable=False, server_default=""))
     conn = op.get_bind()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from app.models.base import UTCDateTime
+from app.core.db import UTCDateTime
 
 revision = '0007'
 down_revision = '0006'

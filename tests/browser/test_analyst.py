@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app.accounts.models import User
+from app.declarations.models import Declaration
+from app.demo import DEMO_PASSWORD
 from app.extensions import db
-from app.models.declaration import Declaration
-from app.models.masterdata import School
-from app.models.process import ProcessInstance, ProcessVersion
-from app.models.user import User
-from app.services.demo import DEMO_PASSWORD
+from app.masterdata.models import School
+from app.processes.models import ProcessInstance, ProcessVersion
 from tests.factories import declaration_form
 
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -119,7 +119,7 @@ def version_of(server: Any, declaration_id: int) -> ProcessVersion:
 
 def jiangsu_school_account(server: Any) -> str:
     with server.app.app_context():
-        from app.services.registration import issue_account
+        from app.accounts.registration import issue_account
         session = db.session()
         school = session.scalars(select(School).where(School.name == "金陵工程职业技术学院")).one()
         creds = issue_account(session, school, "13900002222", origin="registered")

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app.demo import DEMO_PASSWORD
 from app.extensions import db
-from app.models.sms import SmsMessage
-from app.services.demo import DEMO_PASSWORD
+from app.sms.models import SmsMessage
 
 PROJECT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT / "test-artifacts"  # git-ignored

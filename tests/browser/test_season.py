@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from app import clock
-from app.services.demo import DEMO_PASSWORD
-from app.services.jobs import sweep
+from app.demo import DEMO_PASSWORD
+from app.processes.jobs import sweep
 from tests.browser.test_flows import (
     ARTIFACTS,
     CERTIFICATE,

@@ -1,0 +1,50 @@
+"""第一步：完善院校基础信息."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app import clock
+from app.accounts.models import ROLE_SCHOOL, User
+from app.core.errors import Forbidden, NotFound, ServiceError
+from app.forms import FormSpec, build_form, validate
+from app.masterdata.models import School
+
+FORM_NAME = "school-info-form.json"
+FIELDS = ("education_level", "ownership", "contact_name", "contact_phone", "address", "student_count",
+          "teacher_count", "introduction")
+
+
+def info_form(forms: Mapping[str, Any]) -> FormSpec:
+    """Build the school information form."""
+    return build_form(forms[FORM_NAME])
+
+
+def own_school(session: Any, user: User) -> School:
+    """Return the user's school."""
+    if user.role != ROLE_SCHOOL or user.school_id is None:
+        raise Forbidden("只有院校账号可以填写院校信息")
+    school = session.get(School, user.school_id)
+    if school is None:
+        raise NotFound("院校不存在")
+    return school
+
+
+def current_values(school: School) -> dict[str, Any]:
+    """Return the school's stored information as form values."""
+    values = {name: getattr(school, name) for name in FIELDS}
+    if not values["education_level"]:
+        values["education_level"] = {"专科": "高职专科", "本科": "职教本科", "中职": "中职"}.get(school.list_level or "", "")
+    return {k: ("" if v is None else v) for k, v in values.items()}
+
+
+def save_info(session: Any, user: User, form: FormSpec, values: Mapping[str, Any]) -> School:
+    """Validate and store the school's basic information."""
+    school = own_school(session, user)
+    errors = validate(form, values)
+    if errors:
+        raise ServiceError("院校信息有误，请按提示修改", errors)
+    for name in FIELDS:
+        setattr(school, name, values.get(name))
+    school.info_completed_at = clock.now()
+    return school

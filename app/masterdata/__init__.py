@@ -1,0 +1,1 @@
+"""Master data: schools, divisions, majors and certificates, and the importers of the public lists."""

@@ -1,0 +1,15 @@
+"""All models, imported so that metadata is complete."""
+from app.accounts.models import User
+from app.accounts.role_models import Role
+from app.core.db import Base
+from app.declarations.models import Declaration, DeclarationEvent
+from app.masterdata.models import Certificate, Division, Major, School
+from app.plans.models import DeclarationPlan, PlanCertificate, PlanResult
+from app.processes.models import HumanTask, ProcessIncident, ProcessInstance, ProcessVersion, ServiceCall
+from app.sms.models import AuditEntry, SmsMessage
+
+__all__ = [
+    "AuditEntry", "Base", "Certificate", "Declaration", "DeclarationEvent", "DeclarationPlan", "Division",
+    "HumanTask", "Major", "PlanCertificate", "ProcessIncident", "PlanResult", "ProcessInstance", "ProcessVersion", "Role", "School", "ServiceCall",
+    "SmsMessage", "User",
+]

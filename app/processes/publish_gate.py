@@ -1,0 +1,132 @@
+"""The publish gate: nothing that passes it can break a province.
+
+A diagram is published (from the editor, `process deploy`, or as a shipped national version) only if
+- it is one of the processes the app runs, and its process id says so;
+- it parses under the strict checks (statuses declared and every status expression within them; only elements
+  someone or something can complete; user tasks in a role's lane with a form; known service operations);
+- every expression reads only data its instances hold (PROCESS_DATA, its forms' fields, service results);
+- generated walks through every choice of its forms and every timer, and the saved scenarios, run without error.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from app.engine.checks import explore, sample_times, unknown_variables
+from app.engine.runtime import ProcessEngine
+from app.engine.specs import InvalidProcess, ParsedProcess, Problem
+from app.engine.versions import DryRunStep, dry_run
+from app.plans.services import PLAN_DATA_FIELDS
+
+# What the app gives each process's instances at start (name -> what it holds); expressions may read these.
+PROCESS_DATA: dict[str, dict[str, str]] = {
+    "declaration": {"school_name": "院校名称", "school_phone": "院校联系手机号", "certificate_name": "证书名称",
+                    "level": "证书等级", "declaration_id": "申报编号", "decision": "最近一次审核结论",
+                    "comment": "最近一次审核意见", "action": "学校的操作（submit）", **PLAN_DATA_FIELDS},
+    "plan": dict(PLAN_DATA_FIELDS),
+    "registration": {"phone": "注册手机号", "message_ref": "账号短信编号", "school_name": "院校名称"},
+}
+PROCESS_NAMES = {"declaration": "证书试点申报", "plan": "申报计划", "registration": "院校注册"}
+
+# Plausible data for dry runs (the plan's times are set around the moment of the run).
+SAMPLE_DATA: dict[str, dict[str, Any]] = {
+    "declaration": {"school_phone": "13800000000", "school_name": "演示学院", "certificate_name": "演示证书",
+                    "level": "初级", "declaration_id": 1, "decision": "", "comment": "", "action": "",
+                    "majors": ["510201"], "trainee_count": 50, "plan_id": 1, "plan_name": "演示申报计划",
+                    "certificates": ["演示证书"]},
+    "plan": {"plan_id": 1, "plan_name": "演示申报计划", "certificates": ["演示证书"]},
+    "registration": {"phone": "13800000000", "message_ref": "dry-run", "school_name": "演示学院"},
+}
+
+SCENARIOS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
+    "submit_approve": ("提交 → 通过", [("school", {"action": "submit"}), ("*review", {"decision": "approve"})]),
+    "submit_reject_resubmit_approve": ("提交 → 不通过 → 修改后重新提交 → 通过", [
+        ("school", {"action": "submit"}), ("*review", {"decision": "reject", "comment": "请补充材料"}),
+        ("school", {"action": "submit"}), ("*review", {"decision": "approve"})]),
+    "submit_reject": ("提交 → 不通过", [("school", {"action": "submit"}),
+                                     ("*review", {"decision": "reject", "comment": "请补充材料"})]),
+}
+SCENARIO_PROCESSES = ("declaration",)  # the scenarios are a school declaring and reviewers deciding
+
+_PASSED: dict[tuple[str, str], bool] = {}  # (process key, content hash) of drafts that passed, kept in memory
+
+
+def sample_data(process_key: str) -> dict[str, Any]:
+    """Return the data a dry run of the process starts with."""
+    return {**SAMPLE_DATA.get(process_key, {}), **sample_times()}
+
+
+def checked(engine: ProcessEngine, process_key: str, xml: str, forms: Mapping[str, Any],
+            lanes: Iterable[str]) -> ParsedProcess:
+    """Return the parsed diagram if it passes the gate; else raise InvalidProcess with every problem found."""
+    if process_key not in PROCESS_DATA:
+        raise InvalidProcess([Problem(f"未知的流程“{process_key}”：只能发布这些流程："
+                                      f"{'、'.join(f'{k}（{v}）' for k, v in PROCESS_NAMES.items())}")])
+    parsed = engine.parse(xml, forms, lanes=lanes)
+    if parsed.process_id != process_key:
+        raise InvalidProcess([Problem(f"流程 id 应为 {process_key}，图中为 {parsed.process_id}")])
+    if _PASSED.get((process_key, parsed.content_hash)):
+        return parsed
+    problems = unknown_variables(parsed, PROCESS_DATA[process_key])
+    if not problems:  # a walk would only fail on the unknown names again
+        problems = dry_run_problems(parsed, process_key)
+    if problems:
+        raise InvalidProcess(problems)
+    if len(_PASSED) < 1000:
+        _PASSED[(process_key, parsed.content_hash)] = True
+    return parsed
+
+
+def dry_run_problems(parsed: ParsedProcess, process_key: str) -> list[Problem]:
+    """Run the generated walks and the saved scenarios; return a problem for each that errs."""
+    problems = []
+    walks, reached = explore(parsed, sample_data(process_key))
+    for walk in walks:
+        if walk.error:
+            path = " → ".join(["开始", *walk.actions])
+            problems.append(Problem(f"试运行出错（路径：{path}）：{walk.error}", walk.element_id,
+                                    parsed.task_info.get(walk.element_id, {}).get("title", "")))
+    if process_key in SCENARIO_PROCESSES and not problems:
+        for name, (label, _) in SCENARIOS.items():
+            failed = [s for s in run_scenario(parsed, name) if s.error]
+            if failed:
+                problems.append(Problem(f"试运行场景“{label}”出错（{failed[0].action}）：{failed[0].error}"))
+    return problems
+
+
+def run_scenario(parsed: ParsedProcess, scenario: str) -> list[DryRunStep]:
+    """Dry-run a draft through a named scenario; '*review' means whichever review lane is waiting."""
+    _, steps = SCENARIOS[scenario]
+    concrete: list[tuple[str, dict[str, Any]]] = []
+    review_lanes = sorted({str(info["lane"]) for info in parsed.task_info.values()
+                           if info.get("lane") and info.get("lane") != "school" and info.get("form")})
+    order = _review_order(parsed, review_lanes)
+    for lane, data in steps:
+        if lane == "*review":
+            # Every review stage approves on the way to the decision being tested, in diagram order.
+            for review_lane in order:
+                concrete.append((review_lane, data if review_lane == order[-1] else {"decision": "approve"}))
+        else:
+            concrete.append((lane, data))
+    return dry_run(parsed, sample_data("declaration"), concrete)
+
+
+def _review_order(parsed: ParsedProcess, lanes: list[str]) -> list[str]:
+    order = []
+    for task_name in _walk(parsed.spec):
+        lane = parsed.task_info.get(task_name, {}).get("lane")
+        if lane in lanes and lane not in order:
+            order.append(lane)
+    return order or lanes
+
+
+def _walk(spec: Any) -> list[str]:
+    seen: list[str] = []
+    queue = [spec.start]
+    while queue:
+        ts = queue.pop(0)
+        if ts.name in seen:
+            continue
+        seen.append(ts.name)
+        queue.extend(ts.outputs)
+    return seen

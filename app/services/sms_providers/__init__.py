@@ -1,1 +1,0 @@
-"""Adapters for real SMS providers; each one implements app.services.sms.SmsBackend."""

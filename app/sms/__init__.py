@@ -1,0 +1,1 @@
+"""Text messages: templates and backends, the outbox record and resending, the provider adapters."""

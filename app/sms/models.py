@@ -1,0 +1,52 @@
+"""Text messages and the audit log."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.clock import now
+from app.core.db import Base
+
+SMS_QUEUED = "queued"
+SMS_SENT = "sent"
+SMS_RETRYING = "retrying"
+SMS_FAILED = "failed"
+SMS_STATUS_LABELS = {SMS_QUEUED: "待发送", SMS_SENT: "已发送", SMS_RETRYING: "重试中", SMS_FAILED: "发送失败"}
+
+
+class SmsMessage(Base):
+    """One text message; the outbox backend keeps it here as the delivered copy."""
+
+    __tablename__ = "sms_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    phone: Mapped[str] = mapped_column(String(16), index=True)
+    template: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[str] = mapped_column(Text)
+    backend: Mapped[str] = mapped_column(String(32), default="outbox")
+    status: Mapped[str] = mapped_column(String(16), default=SMS_QUEUED, index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    province_code: Mapped[str | None] = mapped_column(String(6), nullable=True, index=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class AuditEntry(Base):
+    """A record of an administrative action: who did what to which record, when."""
+
+    __tablename__ = "audit_entry"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=now, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"), nullable=True)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(128))
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,1 @@
+"""Adapters for real SMS providers; each one implements app.sms.services.SmsBackend."""

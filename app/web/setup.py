@@ -1,0 +1,107 @@
+"""Blueprints, the request's single commit point, and error pages."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from app import clock
+from app.accounts import role_views, school_account_views, staff_views
+from app.accounts import views as auth_views
+from app.accounts.services import load_user
+from app.core.errors import Forbidden, NotFound, ServiceError
+from app.dashboards import views as dashboard_views
+from app.declarations import views as school_views
+from app.declarations.lifecycle import ACTION_LABELS
+from app.extensions import db, login_manager
+from app.plans import views as plan_views
+from app.processes import views as process_views
+from app.review import inbox_views
+from app.review import views as review_views
+from app.sms import views as sms_views
+from app.sms.models import SMS_STATUS_LABELS
+from app.web import public
+
+# Every domain's views (each module has a blueprint `bp`, and may offer NAV_ITEMS).
+VIEW_MODULES: tuple[Any, ...] = (public, auth_views, school_views, review_views, inbox_views, plan_views,
+                                 school_account_views, staff_views, role_views, process_views, dashboard_views,
+                                 sms_views)
+
+
+def register_blueprints(app: Flask) -> None:
+    """Attach blueprints, hooks and error pages."""
+    nav: list[tuple[int, tuple[str, ...], str, str]] = []
+    for module in VIEW_MODULES:
+        app.register_blueprint(module.bp)
+        # NAV_ITEMS: (order, roles, label, endpoint) — menu entries a module offers to those roles.
+        nav.extend(getattr(module, "NAV_ITEMS", []))
+    app.config["XPILOT_NAV"] = sorted(nav)
+
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "请先登录"
+
+    @login_manager.user_loader
+    def _load_user(token: str) -> Any:
+        return load_user(db.session(), token)
+
+    @app.before_request
+    def _force_password_change() -> Response | None:
+        if (current_user.is_authenticated and current_user.must_change_password
+                and request.endpoint not in ("auth.change_password", "auth.logout", "static")):
+            flash("首次登录请先修改初始密码", "warning")
+            return redirect(url_for("auth.change_password"))
+        return None
+
+    @app.after_request
+    def _commit(response: Response) -> Response:
+        session = db.session()
+        if response.status_code < 400:
+            session.commit()
+        else:
+            session.rollback()
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError) -> tuple[str, int]:
+        db.session.rollback()
+        return render_template("error.html", title="页面已过期", message="页面已过期或表单无效，请返回刷新页面后重新提交。"), 400
+
+    @app.errorhandler(NotFound)
+    def _not_found(exc: NotFound) -> tuple[str, int]:
+        db.session.rollback()
+        return render_template("error.html", title="未找到", message=exc.message), 404
+
+    @app.errorhandler(Forbidden)
+    def _forbidden(exc: Forbidden) -> tuple[str, int]:
+        db.session.rollback()
+        return render_template("error.html", title="不能执行该操作", message=exc.message), 403
+
+    @app.errorhandler(ServiceError)
+    def _service_error(exc: ServiceError) -> tuple[str, int]:
+        db.session.rollback()
+        return render_template("error.html", title="操作未完成", message=exc.message), 400
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> tuple[str, int]:
+        db.session.rollback()
+        messages = {404: "页面不存在", 403: "无权访问", 405: "请求方式不正确", 413: "上传内容过大", 429: "请求过于频繁"}
+        return render_template("error.html", title=messages.get(exc.code or 0, "请求有误"),
+                               message=messages.get(exc.code or 0, exc.description or "")), exc.code or 400
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[str, int]:
+        db.session.rollback()
+        app.logger.exception("unhandled error")
+        return render_template("error.html", title="系统繁忙",
+                               message="系统暂时无法完成该操作，您的数据未被修改。请稍后重试。"), 503
+
+    app.jinja_env.filters["local"] = clock.format_local
+    app.jinja_env.globals["sms_status_label"] = SMS_STATUS_LABELS.get
+    app.jinja_env.globals["action_label"] = lambda action: ACTION_LABELS.get(action, action)
