@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
@@ -12,7 +10,9 @@ from flask_wtf import CSRFProtect
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.orm import Session, SessionTransaction, SessionTransactionOrigin, scoped_session, sessionmaker
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from app.core.transactions import take_after_end
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -32,7 +32,7 @@ class Database:
 
         @app.teardown_appcontext
         def _remove_session(exc: BaseException | None) -> None:
-            callbacks = self.session().info.pop(AFTER_END, []) if self.session.registry.has() else []
+            callbacks = take_after_end(self.session()) if self.session.registry.has() else []
             self.session.remove()
             for callback in callbacks:
                 callback()
@@ -87,56 +87,3 @@ def make_engine(url: str) -> Engine:
 
 
 db = Database()
-
-
-def releases_locks(transaction: SessionTransaction) -> bool:
-    """Whether the end of this session transaction can end row locks taken in it: the transaction itself, or a
-    savepoint (rolled back, it releases the locks taken inside it). A flush runs in a subtransaction of its own,
-    whose end releases nothing."""
-    return transaction.origin is not SessionTransactionOrigin.SUBTRANSACTION
-
-
-AFTER_END = "xpilot_after_end"
-
-
-def after_end(session: Session, callback: Callable[[], Any]) -> None:
-    """Run callback when the session's work is over, committed or not (at the end of the request or job), outside
-    its transaction: for records that must outlive a rollback."""
-    session.info.setdefault(AFTER_END, []).append(callback)
-
-
-def end_session(session: Session) -> None:
-    """Run what after_end asked for now (a job that goes on with the same session after a rollback)."""
-    for callback in session.info.pop(AFTER_END, []):
-        callback()
-
-
-def after_commit(session: Session, callback: Callable[[], Any]) -> None:
-    """Run callback once the session's transaction commits; drop it on rollback."""
-    session.info.setdefault("after_commit", []).append(callback)
-
-
-@contextmanager
-def savepoint(session: Session) -> Iterator[None]:
-    """Run a block in a savepoint: if it raises, its writes and the after-commit actions it added are undone."""
-    pending = list(session.info.get("after_commit", []))
-    nested = session.begin_nested()
-    try:
-        yield
-    except BaseException:
-        nested.rollback()
-        session.info["after_commit"] = pending
-        raise
-    nested.commit()
-
-
-@event.listens_for(Session, "after_commit")
-def _run_after_commit(session: Session) -> None:
-    callbacks = session.info.pop("after_commit", [])
-    for callback in callbacks:
-        callback()
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_after_commit(session: Session) -> None:
-    session.info.pop("after_commit", None)

@@ -341,6 +341,7 @@ def explain(application: Any, ids: dict[str, int]) -> None:
     """Print PostgreSQL's plans of the queue's count and page queries (default and filtered)."""
     from app.accounts.models import User
     from app.extensions import db
+    from app.review import queue_queries
     from app.review import services as review
 
     with application.app_context():
@@ -350,7 +351,7 @@ def explain(application: Any, ids: dict[str, int]) -> None:
         for label, args in (("default", {}), ("certificate+city", {"certificate": "4", "city": "440300"}),
                             ("school name", {"school": "交通"}), ("sort by school", {"sort": "school"})):
             filters, _, _ = review.parse_filters(args, {4}, {"440300"})
-            rows, count = review._statements(PROVINCE, filters)
+            rows, count = queue_queries.statements(PROVINCE, filters)
             for name, stmt in (("count", count), ("page", rows.limit(20))):
                 compiled = stmt.compile(session.bind, compile_kwargs={"literal_binds": True})
                 plan = session.execute(text(f"EXPLAIN ANALYZE {compiled}")).scalars().all()

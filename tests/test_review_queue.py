@@ -18,7 +18,7 @@ from app.demo import DEMO_PASSWORD
 from app.extensions import db
 from app.masterdata.models import Certificate, School
 from app.processes.models import HumanTask
-from app.review import services as review
+from app.review import queue_queries
 from app.sms.models import SmsMessage
 from tests.conftest import run_jobs
 from tests.factories import login, with_demo
@@ -112,9 +112,9 @@ def test_queue_lists_the_provinces_waiting_declarations_oldest_first(app, season
     assert schools_listed(js) == [JINLING]
 
 
-@pytest.mark.parametrize("few", [review.FEW, 0])  # both query shapes of a filtered page (see review.queue_page)
+@pytest.mark.parametrize("few", [queue_queries.FEW, 0])  # both query shapes of a filtered page (see review.queue_page)
 def test_filters_by_certificate_level_city_and_school_name_and_keeps_them_in_the_form(app, season, monkeypatch, few):
-    monkeypatch.setattr(review, "FEW", few)
+    monkeypatch.setattr(queue_queries, "FEW", few)
     reviewer = client_of(app, "gd_reviewer")
     with app.app_context():
         web_id = db.session.scalars(select(Certificate.id).where(Certificate.name.contains(WEB))).one()

@@ -14,21 +14,22 @@ from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.spiff.specs.defaults import UserTask
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Table, bindparam, or_, select, update
-from sqlalchemy import event as sa_event
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app import clock, rowwrites
+from app.core.transactions import after_commit, after_end, held, hold
 from app.engine.expressions import ExpressionError, evaluate
 from app.engine.script_engine import SAFE_ENGINE
 from app.engine.service_task import DeferredServiceTask
 from app.engine.specs import SPEC_CACHE, InvalidProcess, ParsedProcess, parse_process
 from app.engine.state import compact, dump_state, load_state
 from app.engine.vocabulary import Vocabulary
-from app.extensions import after_commit, after_end, releases_locks
 from app.processes.models import HumanTask, ProcessIncident, ProcessInstance, ProcessVersion, ServiceCall
 from app.rowwrites import RowWrite
+
+HELD_INSTANCES = "process instances"  # app.core.transactions: instances the transaction holds locked
 
 
 class EngineError(Exception):
@@ -52,7 +53,6 @@ class StepFailed(EngineError):
         self.element_name = element_name
 
 
-_HELD = "xpilot_locked_instances"  # session.info: instances locked in the current transaction
 
 
 # Built once and run with parameters: a kept statement skips SQLAlchemy's construction and cache-key walk.
@@ -63,11 +63,6 @@ _CALL_AND_LOCK = (select(ServiceCall, ProcessInstance).join(ProcessInstance, Pro
                   .execution_options(populate_existing=True))
 
 
-@sa_event.listens_for(Session, "after_transaction_end")
-def _forget_locks(session: Session, transaction: SessionTransaction) -> None:
-    # Any end of a transaction or savepoint: a savepoint rolled back releases the row locks taken inside it.
-    if releases_locks(transaction):
-        session.info.pop(_HELD, None)
 
 
 @dataclass
@@ -343,7 +338,7 @@ class ProcessEngine:
         The lock lasts until the transaction ends, so a second lock of the same instance in the same
         transaction returns the row already held instead of asking the database again.
         """
-        instance = session.info.get(_HELD, {}).get(instance_id) or self._lock_where(session, instance_id)
+        instance = held(session, HELD_INSTANCES, instance_id) or self._lock_where(session, instance_id)
         if instance is None:
             raise EngineError("流程实例不存在")
         return instance
@@ -361,7 +356,7 @@ class ProcessEngine:
     def hold(session: Session, instance: ProcessInstance) -> None:
         """Record an instance row the caller read fresh under a write lock in a statement of its own (SELECT ...
         FOR UPDATE OF process_instance, populate_existing), so that steps in this transaction use it as locked."""
-        session.info.setdefault(_HELD, {})[instance.id] = instance
+        hold(session, HELD_INSTANCES, instance.id, instance)
 
     def _lock_where(self, session: Session, instance_id: Any) -> ProcessInstance | None:
         instance = session.scalars(_LOCK, {"instance_id": instance_id}).first()

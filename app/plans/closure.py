@@ -8,11 +8,11 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.accounts.models import ROLE_SCHOOL, User
+from app.core.transactions import after_commit
 from app.declarations import lifecycle
 from app.declarations.models import Declaration
 from app.engine import engine
 from app.engine.vocabulary import APPROVED
-from app.extensions import after_commit
 from app.masterdata.models import School
 from app.plans.models import PLAN_ANNOUNCING, PLAN_CLOSED, PLAN_FINISHED, DeclarationPlan, PlanResult
 from app.processes.jobs import enqueue_deliveries

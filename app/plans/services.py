@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 from app import clock, refcache
 from app.accounts.models import ROLE_PROVINCE_ADMIN, User
 from app.core.errors import Forbidden, NotFound, ServiceError
+from app.core.transactions import savepoint
 from app.declarations.models import Declaration
 from app.engine import engine
 from app.engine.runtime import StepFailed
-from app.extensions import savepoint
 from app.masterdata.models import Certificate
 from app.plans.models import PLAN_PUBLISHED, PLAN_WITHDRAWN, DeclarationPlan, PlanCertificate
 from app.processes.models import ProcessInstance

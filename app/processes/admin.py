@@ -13,12 +13,12 @@ from app import clock
 from app.accounts.models import ROLE_ANALYST, ROLE_MINISTRY_ADMIN, User
 from app.accounts.roles import lane_roles
 from app.core.errors import Forbidden, NotFound
+from app.core.transactions import after_commit
 from app.engine import engine
 from app.engine.runtime import EngineError
 from app.engine.specs import InvalidProcess, ParsedProcess, Problem
 from app.engine.state import load_state
 from app.engine.versions import VersionDiff, diff_versions, migrate, migration_blockers
-from app.extensions import after_commit
 from app.masterdata.models import Division, School
 from app.processes import publish_gate
 from app.processes.jobs import enqueue_service_call

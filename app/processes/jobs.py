@@ -14,9 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock
+from app.core.transactions import after_commit, end_session
 from app.engine import engine
 from app.engine.runtime import StepFailed
-from app.extensions import after_commit, db, end_session
+from app.extensions import db
 from app.handlers.handler import HANDLERS_KEY, Handler
 from app.processes.models import ProcessInstance, ServiceCall
 from app.queue import jobs

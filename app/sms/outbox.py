@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app import clock
 from app.accounts.models import ROLE_ANALYST, ROLE_MINISTRY_ADMIN, ROLE_PROVINCE_ADMIN, User
 from app.core.errors import Forbidden, NotFound, ServiceError
-from app.extensions import after_commit
+from app.core.transactions import after_commit
 from app.masterdata.models import Division
 from app.processes.jobs import enqueue_delivery
 from app.sms.models import SMS_FAILED, SMS_QUEUED, AuditEntry, SmsMessage

@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import event, select
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app import clock, rowwrites
-from app.extensions import releases_locks
+from app.core.transactions import held, hold
 from app.sms.models import SMS_FAILED, SMS_QUEUED, SMS_RETRYING, SMS_SENT, SMS_STATUS_LABELS, SmsMessage
 
 log = logging.getLogger(__name__)
@@ -154,17 +154,11 @@ def queue_message(session: Session, *, key: str, phone: str, template: str, para
         "body": render(template, params), "backend": backend or configured_backend_name(), "status": SMS_QUEUED,
         "attempts": 0, "error": None, "provider_message_id": None, "created_at": clock.now(), "sent_at": None,
         "province_code": province_code, "next_attempt_at": None})
-    session.info.setdefault(_HELD, {})[message.id] = message  # no other transaction can see it yet
+    hold(session, HELD_MESSAGES, message.id, message)  # no other transaction can see it yet
     return message
 
 
-_HELD = "xpilot_held_messages"  # session.info: messages the open transaction inserted or locked
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_held(session: Session, transaction: SessionTransaction) -> None:
-    if releases_locks(transaction):
-        session.info.pop(_HELD, None)
+HELD_MESSAGES = "sms messages"  # app.core.transactions: messages the open transaction inserted or locked
 
 
 def delivery_ref(message: SmsMessage) -> str:
@@ -236,14 +230,13 @@ def is_stale_sending(message: SmsMessage, now: datetime | None = None) -> bool:
 
 def _locked(session: Session, message_id: int) -> SmsMessage | None:
     """Lock the message row until the transaction ends (a second call in the same transaction asks nothing)."""
-    held: dict[int, SmsMessage] = session.info.setdefault(_HELD, {})
-    message = held.get(message_id)
+    message = held(session, HELD_MESSAGES, message_id)
     if message is None:
         stmt = select(SmsMessage).where(SmsMessage.id == message_id).with_for_update().execution_options(
             populate_existing=True)
         message = session.scalars(stmt).first()
         if message is not None:
-            held[message_id] = message
+            hold(session, HELD_MESSAGES, message_id, message)
     return message
 
 
