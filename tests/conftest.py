@@ -52,14 +52,17 @@ def _new_database(tmp_path: Path) -> tuple[str, Any]:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Redis: REDIS_URL if set, else an embedded server for the whole run."""
+    """A real Redis: REDIS_URL if set, else one embedded server for the whole run, stopped at its end."""
     url = os.environ.get("REDIS_URL", "")
     if url:
         yield url
         return
     from app.queue import embedded_redis_url, stop_embedded
-    yield embedded_redis_url(tmp_path_factory.mktemp("redis"))
-    stop_embedded()
+    # Failed and interrupted (Ctrl-C) runs end here too; a killed run's server gets the kernel's signal.
+    try:
+        yield embedded_redis_url(tmp_path_factory.mktemp("redis"))
+    finally:
+        stop_embedded()
 
 
 @pytest.fixture

