@@ -7,7 +7,6 @@ server (which also stops if this process is killed).
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -15,8 +14,16 @@ import sys
 import time
 from types import FrameType
 
+from sqlalchemy import func, select
+
+from app import create_app
+from app.accounts.models import User
 from app.config import PROJECT_ROOT, load_settings
+from app.demo import load_demo
 from app.embedded_redis import serve
+from app.extensions import db
+from app.migrate import upgrade
+from app.processes.services import install_shipped_processes
 
 DEMO_ACCOUNTS_FILE = "demo-accounts.txt"
 STOP_TIMEOUT = 15.0
@@ -24,14 +31,6 @@ STOP_TIMEOUT = 15.0
 
 def prepare_database(demo: bool = True) -> list[str]:
     """Migrate, install the shipped processes, load the demo on an empty database; return account lines."""
-    from sqlalchemy import func, select
-
-    from app import create_app
-    from app.accounts.models import User
-    from app.extensions import db
-    from app.migrate import upgrade
-    from app.processes.services import install_shipped_processes
-
     app = create_app()
     settings = app.config["XPILOT"]
     upgrade(settings.database_url)
@@ -41,9 +40,7 @@ def prepare_database(demo: bool = True) -> list[str]:
         install_shipped_processes(session, settings.bpmn_path)
         session.commit()
         empty = session.scalar(select(func.count()).select_from(User)) == 0
-        if demo and empty and importlib.util.find_spec("app.demo") is not None:
-            from app.demo import load_demo
-
+        if demo and empty:
             lines = list(load_demo(session))
             session.commit()
             saved.write_text("\n".join([settings.database_url, *lines]) + "\n", "utf-8")
