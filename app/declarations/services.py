@@ -128,6 +128,19 @@ def _form_for(session: Session, plan: DeclarationPlan, school: School) -> FormSp
     return declaration_form(session, plan, school, version)
 
 
+# The declaration's own columns that its form fills: a field added to the form and (with a migration) to the
+# model is stored with no other change.
+SYSTEM_COLUMNS = {"id", "plan_id", "school_id", "province_code", "city_code", "status", "status_meaning", "locked",
+                  "instance_id", "review_comment", "submitted_at", "decided_at", "created_at", "updated_at", "revision"}
+FORM_COLUMNS = frozenset(c.key for c in Declaration.__table__.columns) - SYSTEM_COLUMNS
+
+
+def form_columns(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the values of the form's fields that are columns of the declaration (lists copied)."""
+    return {name: list(value) if isinstance(value, list) else value
+            for name, value in values.items() if name in FORM_COLUMNS}
+
+
 def _duplicate_message(certificate: str, level: str) -> str:
     return f"证书：本校在本计划中已申报过{certificate}（{level}），同一证书同一等级不能重复申报"
 
@@ -188,9 +201,7 @@ def create_declaration(session: Session, user: User, values: Mapping[str, Any], 
     try:
         decl = lifecycle.new_declaration(session, {
             "plan_id": plan.id, "school_id": school.id, "province_code": school.province_code,
-            "city_code": school.city_code, "certificate_id": cert.id, "level": values["level"],
-            "majors": list(values["majors"]), "trainee_count": values["trainee_count"], "teachers": values["teachers"],
-            "facilities": values["facilities"]})
+            "city_code": school.city_code, **form_columns(values)})
     except IntegrityError:  # uq_declaration_once: nothing else was written in this transaction yet
         session.rollback()
         raise ServiceError("申报信息有误，请按提示修改", {"certificate_id": _duplicate_message(cert.name, values["level"])}) from None
@@ -269,12 +280,8 @@ def update_declaration(session: Session, user: User, declaration_id: int, values
         raise ServiceError("申报信息有误，请按提示修改", errors)
     cert = certificate_info(session, values["certificate_id"])
     assert cert is not None
-    decl.certificate_id = cert.id
-    decl.level = values["level"]
-    decl.majors = list(values["majors"])
-    decl.trainee_count = values["trainee_count"]
-    decl.teachers = values["teachers"]
-    decl.facilities = values["facilities"]
+    for name, value in form_columns(values).items():
+        setattr(decl, name, value)
     if action == ACTION_SUBMIT:
         decl.revision += 1
         _submit(session, decl, user, school, cert)
