@@ -25,6 +25,7 @@ from app.engine.expressions import FUNCTIONS, ExpressionError, compile_expressio
 from app.engine.script_engine import SAFE_ENGINE
 from app.engine.service_task import DeferredServiceTask
 from app.engine.specs import BPMN_NS, SPIFF_NS, ParsedProcess, Problem, safe_xml
+from app.engine.versions import run_to_wait
 
 MAX_WALKS = 60
 MAX_ACTIONS = 25
@@ -192,15 +193,7 @@ def explore(parsed: ParsedProcess, start_data: Mapping[str, Any], seed: int = 1)
 
 
 def _advance(workflow: BpmnWorkflow, reached: set[str]) -> None:
-    workflow.do_engine_steps()
-    for _ in range(50):
-        started = [t for t in workflow.get_tasks(state=TaskState.STARTED) if isinstance(t.task_spec, DeferredServiceTask)]
-        if not started:
-            break
-        for task in started:
-            task.data[task.task_spec.result_variable] = {"dry_run": True}
-            task.complete()
-        workflow.do_engine_steps()
+    run_to_wait(workflow)
     live = TaskState.COMPLETED | TaskState.READY | TaskState.STARTED | TaskState.WAITING
     reached.update(t.task_spec.bpmn_id for t in workflow.get_tasks(state=live) if t.task_spec.bpmn_id)
 

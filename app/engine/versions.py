@@ -97,6 +97,19 @@ class DryRunStep:
     error: str = ""
 
 
+def run_to_wait(workflow: BpmnWorkflow, max_steps: int = 50) -> None:
+    """Run a workflow in memory until it waits for a person or a timer; service tasks succeed at once."""
+    workflow.do_engine_steps()
+    for _ in range(max_steps):
+        started = [t for t in workflow.get_tasks(state=TaskState.STARTED) if isinstance(t.task_spec, DeferredServiceTask)]
+        if not started:
+            break
+        for task in started:
+            task.data[task.task_spec.result_variable] = {"dry_run": True}
+            task.complete()
+        workflow.do_engine_steps()
+
+
 def dry_run(parsed: ParsedProcess, start_data: Mapping[str, Any], steps: Iterable[tuple[str, Mapping[str, Any]]],
             max_steps: int = 50) -> list[DryRunStep]:
     """Run a draft version in memory through a scenario of (lane, data) steps; service tasks succeed at once."""
@@ -109,16 +122,7 @@ def dry_run(parsed: ParsedProcess, start_data: Mapping[str, Any], steps: Iterabl
 
     def advance(label: str) -> None:
         try:
-            workflow.do_engine_steps()
-            for _ in range(max_steps):
-                started = [t for t in workflow.get_tasks(state=TaskState.STARTED)
-                           if isinstance(t.task_spec, DeferredServiceTask)]
-                if not started:
-                    break
-                for task in started:
-                    task.data[task.task_spec.result_variable] = {"dry_run": True}
-                    task.complete()
-                workflow.do_engine_steps()
+            run_to_wait(workflow, max_steps)
             error = ""
         except Exception as exc:  # the analyst needs to see any engine failure of the draft
             error = f"{type(exc).__name__}: {exc}"
