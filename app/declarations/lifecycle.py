@@ -150,7 +150,7 @@ def close_window(session: Session, rows: Sequence[Any], vocabulary: Vocabulary, 
             changes["status"] = final
         session.execute(update(Declaration).where(Declaration.id.in_([r.id for r in returned])).values(**changes))
     text = f"申报截止（{clock.format_local(deadline)}）"
-    entries = [_entry_row(i, None, now, EXPIRE, expired_status, f"{text}，未提交的草稿已过期") for i in drafts]
+    entries = [_entry_row(i, None, now, EXPIRE, expired_status, f"{text}，未提交，状态变为“{expired_status}”") for i in drafts]
     entries += [_entry_row(r.id, None, now, LOCKED, final_status[r.id], f"{text}，退回修改的申报不能再提交")
                 for r in returned]
     if entries:
