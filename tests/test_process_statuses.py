@@ -268,6 +268,17 @@ def test_a_status_outside_the_vocabulary_is_refused(app):
     assert any("状态表达式只能是加引号的状态名" in p for p in _refused(app, computed))
 
 
+def test_a_vocabulary_without_an_approved_status_or_with_an_unknown_meaning_is_refused_at_the_pool(app):
+    xml = NATIONAL.replace('<spiffworkflow:property name="status:审核通过" value="approved" />',
+                           '<spiffworkflow:property name="status:审核通过" value="passed" />')
+    problems = _refused(app, xml)
+    assert any("状态“审核通过”的含义“passed”不是可选的含义之一" in p and "Participant_declaration" in p for p in problems)
+    without = NATIONAL.replace('<spiffworkflow:property name="status:审核通过" value="approved" />', "")
+    problems = _refused(app, without)
+    assert any("缺少这些含义的状态：通过（approved）" in p and "Participant_declaration" in p for p in problems)
+    assert any("状态“审核通过”没有在流程的状态声明中" in p and "notify_approved" in p for p in problems)
+
+
 def test_a_plain_task_and_a_manual_task_are_refused(app):
     for tag in ("task", "manualTask"):
         xml = NATIONAL.replace('<bpmn:userTask id="province_review" name="省级审核">',

@@ -139,6 +139,9 @@ def parse_process(xml: str, forms: Mapping[str, Any], *, lanes: Iterable[str],
                 problem(f"不支持{label}：没有人能办理它，流程会停在这里。请改为用户任务（放在角色泳道中并指定表单）"
                         "或服务任务", el.get("id", ""))
     process_element, properties = _process_properties(root)
+    # In a collaboration the process is drawn as its pool: point the editor at the pool.
+    process_element = next((el.get("id", "") for el in root.iter(f"{{{BPMN_NS}}}participant")
+                            if el.get("processRef") == process_element), process_element)
     vocabulary, vocabulary_errors = declared(properties)
     if strict:
         for message in vocabulary_errors:
