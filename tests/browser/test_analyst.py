@@ -83,6 +83,37 @@ def client_of(server: Any, username: str) -> Any:
     return client
 
 
+def add_role_with_user(page: Any, code: str, name: str, scope: str, username: str, display_name: str, *,
+                       province: str, city: str | None = None) -> str:
+    """On the 角色 page: add a review role (范围 province or city) and one user for it; return the initial password."""
+    nav(page, "角色")
+    new_role = page.locator("#new-role")
+    field(new_role, "角色代码").fill(code)
+    field(new_role, "角色名称").fill(name)
+    field(new_role, "范围").select_option(value=scope)
+    new_role.get_by_role("button", name="新增角色").click()
+    expect(page.get_by_text(f"已新增角色“{name}”（{code}）")).to_be_visible()
+    member = page.locator("#new-member")
+    field(member, "角色").select_option(value=code)
+    field(member, "所属省份").select_option(label=province)
+    if city is not None:
+        field(member, "所属城市").select_option(label=city)
+    field(member, "账号").fill(username)
+    field(member, "姓名/单位").fill(display_name)
+    member.get_by_role("button", name="新增用户").click()
+    expect(page.get_by_role("heading", name="请记录账号和初始密码")).to_be_visible()
+    return page.locator("#new-password").inner_text().strip()
+
+
+def first_log_in(page: Any, username: str, password: str, new_password: str) -> None:
+    """Log in with an issued password and change it, as the first login requires."""
+    log_in(page, username, password)
+    field(page, "当前密码").fill(password)
+    field(page, "新密码").fill(new_password)
+    field(page, "确认新密码").fill(new_password)
+    page.get_by_role("button", name="保存新密码").click()
+
+
 def declare(server: Any, username: str, level: str, action: str = "submit") -> int:
     """A school declares through the Flask client against the same app and database."""
     client = client_of(server, username)
@@ -172,22 +203,8 @@ def test_analyst_adds_a_city_review_for_guangdong_and_restores_the_national_proc
     # 角色 (in another tab, keeping the editor): add the city review role and a 广州 user for it.
     roles = analyst.context.new_page()
     roles.goto("/")
-    nav(roles, "角色")
-    new_role = roles.locator("#new-role")
-    field(new_role, "角色代码").fill("city_reviewer")
-    field(new_role, "角色名称").fill("市级初审员")
-    field(new_role, "范围").select_option(value="city")
-    new_role.get_by_role("button", name="新增角色").click()
-    expect(roles.get_by_text("已新增角色“市级初审员”（city_reviewer）")).to_be_visible()
-    member = roles.locator("#new-member")
-    field(member, "角色").select_option(value="city_reviewer")
-    field(member, "所属省份").select_option(label="广东省")
-    field(member, "所属城市").select_option(label="广州市")
-    field(member, "账号").fill("gz_city")
-    field(member, "姓名/单位").fill("广州市教育局初审员")
-    member.get_by_role("button", name="新增用户").click()
-    expect(roles.get_by_role("heading", name="请记录账号和初始密码")).to_be_visible()
-    city_password = roles.locator("#new-password").inner_text().strip()
+    city_password = add_role_with_user(roles, "city_reviewer", "市级初审员", "city", "gz_city", "广州市教育局初审员",
+                                       province="广东省", city="广州市")
     assert len(city_password) == 12
     roles.goto("/admin/roles")
     expect(roles.locator('tr[data-role="city_reviewer"]')).to_contain_text("gz_city（广州市教育局初审员，广东省广州市）")
@@ -267,11 +284,7 @@ def test_analyst_adds_a_city_review_for_guangdong_and_restores_the_national_proc
 
     # The city reviewer (its first login: change the password) works it in 我的待办.
     city = browsing.new_page("city")
-    log_in(city, "gz_city", city_password)
-    field(city, "当前密码").fill(city_password)
-    field(city, "新密码").fill("gzcity2026pw")
-    field(city, "确认新密码").fill("gzcity2026pw")
-    city.get_by_role("button", name="保存新密码").click()
+    first_log_in(city, "gz_city", city_password, "gzcity2026pw")
     city.goto("/tasks/")
     row = city.get_by_role("row").filter(has_text=GD_SCHOOL)
     expect(row).to_contain_text(NEW_NAME)
