@@ -188,6 +188,7 @@ def test_a_province_that_renames_every_status_and_adds_two_runs_a_whole_season(a
     run_jobs(app)
     assert _decl(app, approved).status == "专家评审中" and _decl(app, approved).status_meaning == "waiting"
     assert _decl(app, returned).status == "退回修改" and _decl(app, returned).status_meaning == "returned"
+    assert not _decl(app, returned).locked and _decl(app, approved).locked  # the SMS sent, the school's task opened
 
     # The queue offers every status of the province's process; its own new one lists what waits for the expert.
     queue = _text(reviewer.get("/review/"))

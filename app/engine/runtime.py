@@ -454,7 +454,7 @@ class ProcessEngine:
         workflow._xpilot_before = (open_before, calls_before - {call.task_id})  # type: ignore[attr-defined]
         done = {"status": "done", "attempts": call.attempts + 1, "result": copy.deepcopy(dict(result)),
                 "updated_at": clock.now()}
-        self._save(session, instance, parsed, workflow, actor_id=None, side=lambda outcome: [Change(call, done)])
+        self._save(session, instance, parsed, workflow, actor_id=None, own=[Change(call, done)])
         return True
 
     def wake(self, session: Session, instance_id: int) -> StepOutcome | None:
@@ -607,7 +607,8 @@ class ProcessEngine:
 
 
     def _save(self, session: Session, instance: ProcessInstance, parsed: ParsedProcess, workflow: BpmnWorkflow,
-              *, actor_id: int | None, side: SideWrites | None = None) -> StepOutcome:
+              *, actor_id: int | None, side: SideWrites | None = None,
+              own: list[SubjectWrite] | None = None) -> StepOutcome:
         now = clock.now()
         scan = TaskScan(parsed, workflow)
         known = set(instance.path or [])
@@ -635,11 +636,11 @@ class ProcessEngine:
         writes += self._service_call_writes(instance, scan.started, calls_before, now)
         writes += self._new_service_calls(session, instance,
                                           {k: v for k, v in scan.started.items() if k not in calls_before}, now)
-        subject: list[SubjectWrite] = []
+        subject: list[SubjectWrite] = list(own or [])  # own: the engine's writes of the step (a call done)
         if side is not None:
-            subject = side(outcome)
+            subject += side(outcome)
         elif previous_status != values["status"] or open_before != {t.task_id for t in scan.open_tasks}:
-            subject = self.hooks.followed(instance.subject_type, instance.subject_id, outcome, previous_status)
+            subject += self.hooks.followed(instance.subject_type, instance.subject_id, outcome, previous_status)
         self._write(session, instance, values, writes + _row_writes(subject))
         _show_saved(subject)
         workflow._xpilot_before = (frozenset(t.task_id for t in scan.open_tasks), frozenset(scan.started))  # type: ignore[attr-defined]
