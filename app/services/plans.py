@@ -13,9 +13,10 @@ from app.models.masterdata import Certificate
 from app.models.plan import PLAN_PUBLISHED, PLAN_WITHDRAWN, DeclarationPlan, PlanCertificate
 from app.models.sms import AuditEntry
 from app.models.user import ROLE_PROVINCE_ADMIN, User
+from app.services.accounts import normalize_phone
 from app.services.errors import Forbidden, NotFound, ServiceError
 
-PHONE_OR_TEL = r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$"
+PHONE_OR_TEL = r"^(1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8})\Z"
 
 
 @dataclass
@@ -66,7 +67,7 @@ def parse_plan_form(form: Any) -> tuple[PlanInput, dict[str, str]]:
     contact_name = (form.get("contact_name") or "").strip()
     if not 2 <= len(contact_name) <= 32:
         errors["contact_name"] = "联系人：2–32 个字"
-    contact_phone = (form.get("contact_phone") or "").strip()
+    contact_phone = normalize_phone(form.get("contact_phone") or "")
     if not re.match(PHONE_OR_TEL, contact_phone):
         errors["contact_phone"] = "联系电话：11 位手机号或带区号的固定电话"
     notes = (form.get("notes") or "").strip()

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.models.masterdata import LEVEL_PREFECTURE, LEVEL_PROVINCE, Division, School
 from app.models.user import ROLE_SCHOOL, User
 from app.services import ratelimit, sms
-from app.services.accounts import PHONE_RE, generate_password
+from app.services.accounts import PHONE_RE, generate_password, normalize_phone
 from app.services.errors import ServiceError
 
 
@@ -63,6 +63,7 @@ def register_school(session: Session, *, province_code: str, city_code: str, sch
                     ip: str, limits: dict[str, tuple[int, int]]) -> Registered:
     """Create the account of a listed school, and start the process that sends it by SMS."""
     errors: dict[str, str] = {}
+    phone = normalize_phone(phone)
     province = session.get(Division, province_code) if province_code else None
     if province is None or province.level != LEVEL_PROVINCE:
         errors["province"] = "所在省市：请先选择院校所在省份"
@@ -80,7 +81,7 @@ def register_school(session: Session, *, province_code: str, city_code: str, sch
         if school is None:
             errors["school"] = (f"院校名称：“{name}”不在{province.name}的教育部院校名单中，名称须与名单完全一致。"
                                 f"如本校不在名单中或名称有误，请联系{officer_contact(session, province_code)}")
-    if not PHONE_RE.match(phone.strip()):
+    if not PHONE_RE.match(phone):
         errors["phone"] = "手机号：请输入 11 位中国大陆手机号（1 开头）"
     if errors:
         raise ServiceError("注册信息有误，请修改后再提交", errors)
@@ -92,7 +93,7 @@ def register_school(session: Session, *, province_code: str, city_code: str, sch
         raise ServiceError("该院校已注册", {"school": (
             f"院校名称：{school.name}已注册，请直接登录（账号为学校标识码）。如非本校人员注册或未收到账号，"
             f"请联系{officer_contact(session, province_code)}")})
-    return issue_account(session, school, phone.strip(), origin="registered")
+    return issue_account(session, school, phone, origin="registered")
 
 
 def issue_account(session: Session, school: School, phone: str, *, origin: str,

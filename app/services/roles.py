@@ -107,11 +107,18 @@ def scope_choices(session: Session) -> list[tuple[Division, list[Division]]]:
 def add_member(session: Session, user: User, *, role: str, username: str, display_name: str, province_code: str,
                city_code: str = "", phone: str = "", password: str = "") -> MemberCredentials:
     """Create a user of an added review role in its province (and city); generate the password if none is typed."""
-    from app.services.accounts import PHONE_RE, AccountError, check_new_password, create_staff, generate_password
+    from app.services.accounts import (
+        PHONE_RE,
+        AccountError,
+        check_new_password,
+        create_staff,
+        generate_password,
+        normalize_phone,
+    )
     from app.services.staff import check_staff_fields
 
     _require_analyst(user)
-    username, display_name, phone = username.strip(), display_name.strip(), phone.strip()
+    username, display_name, phone = username.strip(), display_name.strip(), normalize_phone(phone)
     target = session.get(Role, role)
     errors: dict[str, str] = {}
     if target is None or target.builtin:

@@ -14,7 +14,7 @@ from app.models.process import ProcessInstance
 from app.models.sms import AuditEntry
 from app.models.user import ROLE_PROVINCE_ADMIN, User
 from app.services import ratelimit
-from app.services.accounts import PHONE_RE, generate_password
+from app.services.accounts import PHONE_RE, generate_password, normalize_phone
 from app.services.errors import Forbidden, NotFound, ServiceError
 from app.services.registration import Registered, issue_account, send_credentials
 from app.services.school_info import FIELDS as SCHOOL_INFO_FIELDS
@@ -148,7 +148,7 @@ def school_account(session: Session, user: User, school_id: int) -> SchoolAccoun
 
 
 def _check_phone(phone: str) -> str:
-    phone = phone.strip()
+    phone = normalize_phone(phone)
     if not PHONE_RE.match(phone):
         raise ServiceError("手机号有误", {"phone": "手机号：请输入 11 位中国大陆手机号（1 开头）"})
     return phone

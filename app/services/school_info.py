@@ -8,6 +8,7 @@ from app import clock
 from app.forms import FormSpec, build_form, validate
 from app.models.masterdata import School
 from app.models.user import ROLE_SCHOOL, User
+from app.services.accounts import normalize_phone
 from app.services.errors import Forbidden, NotFound, ServiceError
 
 FORM_NAME = "school-info-form.json"
@@ -41,6 +42,8 @@ def current_values(school: School) -> dict[str, Any]:
 def save_info(session: Any, user: User, form: FormSpec, values: Mapping[str, Any]) -> School:
     """Validate and store the school's basic information."""
     school = own_school(session, user)
+    if isinstance(values.get("contact_phone"), str):
+        values = {**values, "contact_phone": normalize_phone(values["contact_phone"])}
     errors = validate(form, values)
     if errors:
         raise ServiceError("院校信息有误，请按提示修改", errors)

@@ -11,7 +11,7 @@ from app import clock
 from app.models.masterdata import LEVEL_PROVINCE, Division
 from app.models.sms import AuditEntry
 from app.models.user import ROLE_LABELS, ROLE_MINISTRY_ADMIN, ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER, User
-from app.services.accounts import PHONE_RE, AccountError, create_staff, generate_password
+from app.services.accounts import PHONE_RE, AccountError, create_staff, generate_password, normalize_phone
 from app.services.errors import Forbidden, NotFound, ServiceError
 
 OFFICER_ROLES = (ROLE_PROVINCE_REVIEWER, ROLE_PROVINCE_ADMIN)
@@ -78,7 +78,7 @@ def create_officer(session: Session, user: User, *, role: str, username: str, di
                    province_code: str) -> StaffCredentials:
     """Create a province_reviewer or province_admin with a generated initial password to change at first login."""
     _require_ministry(user)
-    username, display_name, phone = username.strip(), display_name.strip(), phone.strip()
+    username, display_name, phone = username.strip(), display_name.strip(), normalize_phone(phone)
     errors: dict[str, str] = {}
     if role not in OFFICER_ROLES:
         errors["role"] = "角色：请选择省级审核员或省级管理员"

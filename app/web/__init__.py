@@ -21,7 +21,9 @@ def register_blueprints(app: Flask) -> None:
     import pkgutil
 
     import app.web as web_package
+    from app.web.converters import RowIdConverter
 
+    app.url_map.converters["int"] = RowIdConverter
     nav: list[tuple[int, tuple[str, ...], str, str]] = []
     for info in sorted(pkgutil.iter_modules(web_package.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"app.web.{info.name}")
@@ -31,6 +33,9 @@ def register_blueprints(app: Flask) -> None:
         # NAV_ITEMS: (order, roles, label, endpoint) — menu entries a module offers to those roles.
         nav.extend(getattr(module, "NAV_ITEMS", []))
     app.config["XPILOT_NAV"] = sorted(nav)
+
+    from app.web import control_characters
+    control_characters.init_app(app)
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = "请先登录"

@@ -21,6 +21,7 @@ from app.services.errors import ServiceError
 from app.services.processes import SHIPPED_PROCESSES
 from app.services.registration import provinces
 from app.services.roles import all_roles
+from app.web.control_characters import first_refused, parses_own_form, refusal
 from app.web.forms_view import acting_user
 
 ANALYST_ROLES = ("analyst", "ministry_admin")
@@ -101,7 +102,8 @@ def _guarded_form() -> Problem | None:
         return _too_large(length)
     if current_app.config.get("WTF_CSRF_ENABLED", True):
         csrf.protect()
-    return None
+    refused = first_refused(request.form.items(multi=True))
+    return Problem(refusal(refused)) if refused is not None else None
 
 
 def _read_draft() -> Draft:
@@ -208,6 +210,7 @@ def edit(key: str) -> Response:
 
 
 @csrf.exempt
+@parses_own_form
 @bp.post("/<key>/check")
 @analyst_required
 def check(key: str) -> Response:
@@ -240,6 +243,7 @@ def check(key: str) -> Response:
 
 
 @csrf.exempt
+@parses_own_form
 @bp.post("/<key>/publish")
 @analyst_required
 def publish(key: str) -> Response:
