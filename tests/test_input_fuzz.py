@@ -17,7 +17,7 @@ from app.models.sms import SmsMessage
 from app.models.user import User
 from app.services.processes import shipped_forms
 from app.web.control_characters import FIELD_LABELS
-from tests.factories import complete_info, declaration_form, login, with_demo
+from tests.factories import complete_info, declaration_form, login, register, with_demo
 
 LINGNAN = "岭南交通职业技术学院"
 
@@ -92,8 +92,7 @@ def test_the_diagram_check_refuses_control_characters_in_its_own_form(app):
 def test_a_phone_typed_in_other_digits_is_stored_and_texted_in_ascii(app, typed):
     with_demo(app)
     client = app.test_client()
-    response = client.post("/register", data={"province": "440000", "city": "440100", "school": LINGNAN,
-                                              "phone": typed})
+    response = register(client, LINGNAN, typed)
     assert response.status_code == 200, response.get_data(as_text=True)
     with app.app_context():
         account = db.session.scalars(select(User).join(School, School.id == User.school_id)
@@ -106,11 +105,8 @@ def test_other_digits_share_the_rate_limit_of_the_same_number(app):
     with_demo(app)
     app.config["XPILOT"].sms_limit_per_phone = (1, 3600)
     client = app.test_client()
-    first = client.post("/register", data={"province": "440000", "city": "440100", "school": LINGNAN,
-                                           "phone": "13900000007"})
-    assert first.status_code == 200
-    again = client.post("/register", data={"province": "440000", "city": "440300",
-                                           "school": "鹏城智能制造职业技术学院", "phone": "13٩٠٠٠٠٠٠٠٧"})
+    assert register(client, LINGNAN, "13900000007").status_code == 200
+    again = register(client, "鹏城智能制造职业技术学院", "13٩٠٠٠٠٠٠٠٧", city="440300")
     assert again.status_code == 429 and "该手机号接收短信过于频繁" in again.get_data(as_text=True)
 
 
@@ -118,8 +114,7 @@ def test_a_phone_with_a_trailing_line_break_or_foreign_letters_is_refused(app):
     with_demo(app)
     client = app.test_client()
     for phone in ("13900000007\n5", "1390000000七", "+8613900000007"):
-        response = client.post("/register", data={"province": "440000", "city": "440100", "school": LINGNAN,
-                                                  "phone": phone})
+        response = register(client, LINGNAN, phone)
         assert response.status_code == 422 and "手机号：请输入 11 位中国大陆手机号" in response.get_data(as_text=True)
 
 

@@ -87,12 +87,13 @@ def register_school(session: Session, *, province_code: str, city_code: str, sch
         raise ServiceError("注册信息有误，请修改后再提交", errors)
     assert school is not None and province is not None
     ratelimit.hit("register-ip", ip, limits["register_ip"], "注册过于频繁")
-    ratelimit.hit("sms-phone", phone, limits["sms_phone"], "该手机号接收短信过于频繁")
-    ratelimit.hit("sms-ip", ip, limits["sms_ip"], "发送短信过于频繁")
     if session.scalars(select(User).where(User.school_id == school.id)).first() is not None:
         raise ServiceError("该院校已注册", {"school": (
             f"院校名称：{school.name}已注册，请直接登录（账号为学校标识码）。如非本校人员注册或未收到账号，"
             f"请联系{officer_contact(session, province_code)}")})
+    # Only an attempt that sends a text uses the text quotas.
+    ratelimit.hit("sms-self", phone, limits["sms_phone"], "该手机号接收短信过于频繁")
+    ratelimit.hit("sms-ip", ip, limits["sms_ip"], "发送短信过于频繁")
     return issue_account(session, school, phone, origin="registered")
 
 

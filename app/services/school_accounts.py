@@ -155,8 +155,8 @@ def _check_phone(phone: str) -> str:
 
 
 def _limit_sms(user: User, phone: str, limits: dict[str, tuple[int, int]]) -> None:
-    # The phone bucket is the one self-registration uses, so no number gets more texts by going through the officer.
-    ratelimit.hit("sms-phone", phone, limits["sms_phone"], "该手机号接收短信过于频繁")
+    # A budget apart from self-service: registrations by anyone cannot block the officer's reset of a school.
+    ratelimit.hit("sms-staff-phone", phone, limits["sms_staff_phone"], "该手机号接收短信过于频繁")
     ratelimit.hit("sms-staff", str(user.id), limits["sms_ip"], "发送短信过于频繁")
 
 
