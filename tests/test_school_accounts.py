@@ -12,7 +12,7 @@ from app.extensions import db
 from app.masterdata.models import School
 from app.sms.models import AuditEntry, SmsMessage
 from tests.conftest import run_jobs
-from tests.factories import complete_info, declaration_form, login, school, user, with_demo
+from tests.factories import complete_info, declaration_form, login, register, school, user, with_demo
 
 LINGNAN = "岭南交通职业技术学院"
 ZHUJIANG = "珠江信息职业学院"  # the demo's legacy account zjxx_weekly, phone 13800138002
@@ -200,7 +200,7 @@ def test_release_lets_the_school_register_again_and_drops_the_wrong_registrants_
 
 def test_sms_sending_actions_are_rate_limited(app):
     with_demo(app)
-    app.config["XPILOT"].sms_limit_per_phone = (2, 3600)
+    app.config["XPILOT"].sms_staff_limit_per_phone = (2, 3600)
     zj = school(app, ZHUJIANG)
     admin = _admin(app)
     assert admin.post(f"/province/schools/{zj.id}/reset").status_code == 302
@@ -210,6 +210,28 @@ def test_sms_sending_actions_are_rate_limited(app):
     assert len(_messages(app, "13800138002")) == 2 and len(_audits(app, zj.id)) == 2
     # Phone corrections send nothing and are not limited.
     assert admin.post(f"/province/schools/{zj.id}/phone", data={"phone": "13900009999"}).status_code == 302
+
+
+def test_a_refused_registration_uses_none_of_the_phones_text_quota(app):
+    with_demo(app)
+    app.config["XPILOT"].sms_limit_per_phone = (1, 3600)
+    client = app.test_client()
+    taken = register(client, ZHUJIANG, "13712345678")
+    assert taken.status_code == 422 and "已注册" in taken.get_data(as_text=True)
+    assert _register(client, LINGNAN, "13712345678")
+    assert len(_messages(app, "13712345678")) == 1
+
+
+def test_an_officers_reset_works_after_self_service_used_up_the_phones_quota(app):
+    with_demo(app)
+    app.config["XPILOT"].sms_limit_per_phone = (1, 3600)
+    client = app.test_client()
+    _register(client, LINGNAN, "13712345678")
+    again = register(client, "鹏城智能制造职业技术学院", "13712345678", city="440300")
+    assert again.status_code == 429 and "该手机号接收短信过于频繁" in again.get_data(as_text=True)
+    reset = _admin(app).post(f"/province/schools/{school(app, LINGNAN).id}/reset")
+    assert reset.status_code == 302
+    assert [m.template for m in _messages(app, "13712345678")] == ["account_issued", "account_reset"]
 
 
 def test_school_accounts_are_scoped_to_the_admins_province(app):

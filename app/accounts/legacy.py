@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.accounts.registration import issue_account
-from app.accounts.services import PHONE_RE
+from app.accounts.services import PHONE_RE, normalize_phone
 from app.masterdata.models import School
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
@@ -51,7 +51,7 @@ def import_legacy_accounts(session: Session, path: Path) -> LegacyReport:
             report.rejected += 1
             report.errors.append((line_no, f"列数不足（应为 {len(header)} 列）"))
             continue
-        code, username, phone = row[i_code].strip(), row[i_user].strip(), row[i_phone].strip()
+        code, username, phone = row[i_code].strip(), row[i_user].strip(), normalize_phone(row[i_phone])
         problem = _check_row(session, code, username, phone)
         if problem == "unchanged":
             report.unchanged += 1

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts.models import ROLE_SCHOOL, User
-from app.accounts.services import PHONE_RE, generate_password
+from app.accounts.services import PHONE_RE, generate_password, normalize_phone
 from app.core import ratelimit
 from app.core.errors import ServiceError
 from app.engine import engine
@@ -65,6 +65,7 @@ def register_school(session: Session, *, province_code: str, city_code: str, sch
                     ip: str, limits: dict[str, tuple[int, int]]) -> Registered:
     """Create the account of a listed school, and start the process that sends it by SMS."""
     errors: dict[str, str] = {}
+    phone = normalize_phone(phone)
     province = session.get(Division, province_code) if province_code else None
     if province is None or province.level != LEVEL_PROVINCE:
         errors["province"] = "所在省市：请先选择院校所在省份"
@@ -82,19 +83,20 @@ def register_school(session: Session, *, province_code: str, city_code: str, sch
         if school is None:
             errors["school"] = (f"院校名称：“{name}”不在{province.name}的教育部院校名单中，名称须与名单完全一致。"
                                 f"如本校不在名单中或名称有误，请联系{officer_contact(session, province_code)}")
-    if not PHONE_RE.match(phone.strip()):
+    if not PHONE_RE.match(phone):
         errors["phone"] = "手机号：请输入 11 位中国大陆手机号（1 开头）"
     if errors:
         raise ServiceError("注册信息有误，请修改后再提交", errors)
     assert school is not None and province is not None
     ratelimit.hit("register-ip", ip, limits["register_ip"], "注册过于频繁")
-    ratelimit.hit("sms-phone", phone, limits["sms_phone"], "该手机号接收短信过于频繁")
-    ratelimit.hit("sms-ip", ip, limits["sms_ip"], "发送短信过于频繁")
     if session.scalars(select(User).where(User.school_id == school.id)).first() is not None:
         raise ServiceError("该院校已注册", {"school": (
             f"院校名称：{school.name}已注册，请直接登录（账号为学校标识码）。如非本校人员注册或未收到账号，"
             f"请联系{officer_contact(session, province_code)}")})
-    return issue_account(session, school, phone.strip(), origin="registered")
+    # Only an attempt that sends a text uses the text quotas.
+    ratelimit.hit("sms-self", phone, limits["sms_phone"], "该手机号接收短信过于频繁")
+    ratelimit.hit("sms-ip", ip, limits["sms_ip"], "发送短信过于频繁")
+    return issue_account(session, school, phone, origin="registered")
 
 
 def issue_account(session: Session, school: School, phone: str, *, origin: str,

@@ -10,7 +10,14 @@ from sqlalchemy.orm import Session
 from app import clock
 from app.accounts.models import ROLE_ANALYST, ROLE_MINISTRY_ADMIN, User
 from app.accounts.role_models import SCOPE_CITY, SCOPE_NATIONAL, SCOPE_PROVINCE, Role
-from app.accounts.services import PHONE_RE, AccountError, check_new_password, create_staff, generate_password
+from app.accounts.services import (
+    PHONE_RE,
+    AccountError,
+    check_new_password,
+    create_staff,
+    generate_password,
+    normalize_phone,
+)
 from app.accounts.staff import check_staff_fields
 from app.core.errors import Forbidden, ServiceError
 from app.masterdata.models import LEVEL_PREFECTURE, LEVEL_PROVINCE, Division
@@ -108,7 +115,7 @@ def add_member(session: Session, user: User, *, role: str, username: str, displa
                city_code: str = "", phone: str = "", password: str = "") -> MemberCredentials:
     """Create a user of an added review role in its province (and city); generate the password if none is typed."""
     _require_analyst(user)
-    username, display_name, phone = username.strip(), display_name.strip(), phone.strip()
+    username, display_name, phone = username.strip(), display_name.strip(), normalize_phone(phone)
     target = session.get(Role, role)
     errors: dict[str, str] = {}
     if target is None or target.builtin:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, aliased
 from app import clock
 from app.accounts.models import ROLE_PROVINCE_ADMIN, User
 from app.accounts.registration import Registered, issue_account, send_credentials
-from app.accounts.services import PHONE_RE, generate_password
+from app.accounts.services import PHONE_RE, generate_password, normalize_phone
 from app.core import ratelimit
 from app.core.errors import Forbidden, NotFound, ServiceError
 from app.declarations.models import Declaration
@@ -150,15 +150,15 @@ def school_account(session: Session, user: User, school_id: int) -> SchoolAccoun
 
 
 def _check_phone(phone: str) -> str:
-    phone = phone.strip()
+    phone = normalize_phone(phone)
     if not PHONE_RE.match(phone):
         raise ServiceError("手机号有误", {"phone": "手机号：请输入 11 位中国大陆手机号（1 开头）"})
     return phone
 
 
 def _limit_sms(user: User, phone: str, limits: dict[str, tuple[int, int]]) -> None:
-    # The phone bucket is the one self-registration uses, so no number gets more texts by going through the officer.
-    ratelimit.hit("sms-phone", phone, limits["sms_phone"], "该手机号接收短信过于频繁")
+    # A budget apart from self-service: registrations by anyone cannot block the officer's reset of a school.
+    ratelimit.hit("sms-staff-phone", phone, limits["sms_staff_phone"], "该手机号接收短信过于频繁")
     ratelimit.hit("sms-staff", str(user.id), limits["sms_ip"], "发送短信过于频繁")
 
 

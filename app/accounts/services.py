@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
+import unicodedata
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,12 +20,18 @@ from app.accounts.role_models import SCOPE_CITY, SCOPE_PROVINCE, Role
 from app.core.errors import ServiceError
 from app.masterdata.models import Division
 
-PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+PHONE_RE = re.compile(r"^1[3-9][0-9]{9}\Z")
 PASSWORD_ALPHABET = string.ascii_letters.replace("l", "").replace("I", "").replace("O", "") + "23456789"
 
 
 class AccountError(ServiceError):
     """An account operation was refused."""
+
+
+def normalize_phone(raw: str) -> str:
+    """Return a typed phone number in ASCII digits (full-width, Arabic-Indic … converted), spaces removed."""
+    text = unicodedata.normalize("NFKC", raw)
+    return "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text if not c.isspace())
 
 
 def generate_password(length: int = 10) -> str:

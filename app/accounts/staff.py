@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.accounts.models import ROLE_LABELS, ROLE_MINISTRY_ADMIN, ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER, User
-from app.accounts.services import PHONE_RE, AccountError, create_staff, generate_password
+from app.accounts.services import PHONE_RE, AccountError, create_staff, generate_password, normalize_phone
 from app.core.errors import Forbidden, NotFound, ServiceError
 from app.masterdata.models import LEVEL_PROVINCE, Division
 from app.sms.models import AuditEntry
@@ -78,7 +78,7 @@ def create_officer(session: Session, user: User, *, role: str, username: str, di
                    province_code: str) -> StaffCredentials:
     """Create a province_reviewer or province_admin with a generated initial password to change at first login."""
     _require_ministry(user)
-    username, display_name, phone = username.strip(), display_name.strip(), phone.strip()
+    username, display_name, phone = username.strip(), display_name.strip(), normalize_phone(phone)
     errors: dict[str, str] = {}
     if role not in OFFICER_ROLES:
         errors["role"] = "角色：请选择省级审核员或省级管理员"

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session, aliased
@@ -285,6 +286,28 @@ def _header(sheet: Any, titles: tuple[str, ...]) -> None:
     sheet.append(cells)
 
 
+# Spreadsheets read a cell starting with these as a formula (at once, or when it is edited or saved as CSV).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text(sheet: Any, value: Any) -> Any:
+    """Return a value for a cell, with text that looks like a formula or an error code kept as plain text."""
+    if not isinstance(value, str):
+        return value
+    value = ILLEGAL_CHARACTERS_RE.sub("", value)  # control characters are not allowed in a workbook
+    if not value.startswith(FORMULA_STARTS) and value not in ERROR_CODES:
+        return value
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.data_type = "s"
+    # Shown without the quote, yet Excel keeps the cell text when someone edits it.
+    cell.quotePrefix = True
+    return cell
+
+
+def _append(sheet: Any, values: list[Any]) -> None:
+    sheet.append([_text(sheet, value) for value in values])
+
+
 def _when(sheet: Any, value: datetime | None) -> Any:
     cell = WriteOnlyCell(sheet, value=_local(value))
     cell.number_format = "yyyy-mm-dd hh:mm"
@@ -308,7 +331,7 @@ def _declaration_sheet(session: Session, book: Workbook, plan: DeclarationPlan) 
     codes = {code for decl, *_ in rows for code in (decl.majors or [])}
     majors = dict(session.execute(select(Major.code, Major.name).where(Major.code.in_(codes))).all()) if codes else {}
     for decl, school, code, city_name, cert, org in rows:
-        sheet.append([school, code, city_name or "", cert, org, decl.level,
+        _append(sheet, [school, code, city_name or "", cert, org, decl.level,
                       "、".join(f"{m} {majors.get(m, '')}".strip() for m in decl.majors or []),
                       decl.trainee_count, decl.teachers, decl.facilities, decl.status,
                       _when(sheet, decl.submitted_at), _when(sheet, decl.decided_at), decl.review_comment or ""])
@@ -326,7 +349,7 @@ def _result_sheet(session: Session, book: Workbook, plan: DeclarationPlan) -> No
         .order_by(PlanResult.is_pilot.desc(), School.name_sort, School.name)).all()
     if plan.results_at is not None:
         for name, declared, approved, pilot in computed:
-            sheet.append([name, declared, approved, "是" if pilot else "否"])
+            _append(sheet, [name, declared, approved, "是" if pilot else "否"])
         return
     # Before the review deadline the result is not decided yet: show the counts so far.
     live = session.execute(
@@ -335,4 +358,4 @@ def _result_sheet(session: Session, book: Workbook, plan: DeclarationPlan) -> No
         .join(School, School.id == Declaration.school_id).where(Declaration.plan_id == plan.id)
         .group_by(School.id, School.name, School.name_sort).order_by(School.name_sort, School.name)).all()
     for name, declared, approved in live:
-        sheet.append([name, int(declared), int(approved or 0), "未出结果（审核截止后确定）"])
+        _append(sheet, [name, int(declared), int(approved or 0), "未出结果（审核截止后确定）"])

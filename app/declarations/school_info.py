@@ -6,6 +6,7 @@ from typing import Any
 
 from app import clock
 from app.accounts.models import ROLE_SCHOOL, User
+from app.accounts.services import normalize_phone
 from app.core.errors import Forbidden, NotFound, ServiceError
 from app.forms import FormSpec, build_form, validate
 from app.masterdata.models import School
@@ -41,6 +42,8 @@ def current_values(school: School) -> dict[str, Any]:
 def save_info(session: Any, user: User, form: FormSpec, values: Mapping[str, Any]) -> School:
     """Validate and store the school's basic information."""
     school = own_school(session, user)
+    if isinstance(values.get("contact_phone"), str):
+        values = {**values, "contact_phone": normalize_phone(values["contact_phone"])}
     errors = validate(form, values)
     if errors:
         raise ServiceError("院校信息有误，请按提示修改", errors)

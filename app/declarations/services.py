@@ -360,4 +360,5 @@ def settings_limits() -> dict[str, tuple[int, int]]:
     """Return the rate limits of the current app."""
     s = current_app.config["XPILOT"]
     return {"register_ip": s.register_limit_per_ip, "sms_phone": s.sms_limit_per_phone, "sms_ip": s.sms_limit_per_ip,
+            "sms_staff_phone": s.sms_staff_limit_per_phone,
             "login": s.login_limit}

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app import clock, refcache
 from app.accounts.models import ROLE_PROVINCE_ADMIN, User
+from app.accounts.services import normalize_phone
 from app.core.errors import Forbidden, NotFound, ServiceError
 from app.core.transactions import savepoint
 from app.declarations.models import Declaration
@@ -20,7 +21,7 @@ from app.plans.models import PLAN_PUBLISHED, PLAN_WITHDRAWN, DeclarationPlan, Pl
 from app.processes.models import ProcessInstance
 from app.sms.models import AuditEntry
 
-PHONE_OR_TEL = r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$"
+PHONE_OR_TEL = r"^(1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8})\Z"
 
 
 @dataclass
@@ -71,7 +72,7 @@ def parse_plan_form(form: Any) -> tuple[PlanInput, dict[str, str]]:
     contact_name = (form.get("contact_name") or "").strip()
     if not 2 <= len(contact_name) <= 32:
         errors["contact_name"] = "联系人：2–32 个字"
-    contact_phone = (form.get("contact_phone") or "").strip()
+    contact_phone = normalize_phone(form.get("contact_phone") or "")
     if not re.match(PHONE_OR_TEL, contact_phone):
         errors["contact_phone"] = "联系电话：11 位手机号或带区号的固定电话"
     notes = (form.get("notes") or "").strip()

@@ -24,6 +24,7 @@ from app.processes import publish_gate
 from app.processes.models import ProcessVersion
 from app.processes.services import SHIPPED_PROCESSES
 from app.web.context import acting_user
+from app.web.control_characters import first_refused, parses_own_form, refusal
 
 ANALYST_ROLES = ("analyst", "ministry_admin")
 bp = Blueprint("processes", __name__, url_prefix="/processes")
@@ -102,7 +103,8 @@ def _guarded_form() -> Problem | None:
         return _too_large(length)
     if current_app.config.get("WTF_CSRF_ENABLED", True):
         csrf.protect()
-    return None
+    refused = first_refused(request.form.items(multi=True))
+    return Problem(refusal(refused)) if refused is not None else None
 
 
 def _read_draft() -> Draft:
@@ -211,6 +213,7 @@ def edit(key: str) -> Response:
 
 
 @csrf.exempt
+@parses_own_form
 @bp.post("/<key>/check")
 @analyst_required
 def check(key: str) -> Response:
@@ -243,6 +246,7 @@ def check(key: str) -> Response:
 
 
 @csrf.exempt
+@parses_own_form
 @bp.post("/<key>/publish")
 @analyst_required
 def publish(key: str) -> Response:

@@ -24,7 +24,8 @@ from app.review import inbox_views
 from app.review import views as review_views
 from app.sms import views as sms_views
 from app.sms.models import SMS_STATUS_LABELS
-from app.web import public
+from app.web import control_characters, public
+from app.web.converters import RowIdConverter
 
 # Every domain's views (each module has a blueprint `bp`, and may offer NAV_ITEMS).
 VIEW_MODULES: tuple[Any, ...] = (public, auth_views, school_views, review_views, inbox_views, plan_views,
@@ -34,12 +35,15 @@ VIEW_MODULES: tuple[Any, ...] = (public, auth_views, school_views, review_views,
 
 def register_blueprints(app: Flask) -> None:
     """Attach blueprints, hooks and error pages."""
+    app.url_map.converters["int"] = RowIdConverter
     nav: list[tuple[int, tuple[str, ...], str, str]] = []
     for module in VIEW_MODULES:
         app.register_blueprint(module.bp)
         # NAV_ITEMS: (order, roles, label, endpoint) — menu entries a module offers to those roles.
         nav.extend(getattr(module, "NAV_ITEMS", []))
     app.config["XPILOT_NAV"] = sorted(nav)
+
+    control_characters.init_app(app)
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = "请先登录"
