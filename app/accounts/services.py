@@ -100,6 +100,13 @@ def change_password(session: Session, user_id: int, current: str, new: str, conf
     return user
 
 
+def end_sessions(session: Session, user_id: int) -> None:
+    """End every open session of the user (a copied session cookie stops working too)."""
+    user = session.get(User, user_id)
+    if user is not None:
+        user.session_token = (user.session_token or 0) + 1
+
+
 def load_user(session: Session, token: str) -> User | None:
     """Return the user of a session token 'id:version' if it is still valid."""
     try:

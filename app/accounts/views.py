@@ -7,7 +7,7 @@ from werkzeug.wrappers import Response
 
 from app.accounts import registration
 from app.accounts.models import ROLE_SCHOOL
-from app.accounts.services import AccountError, authenticate, change_password
+from app.accounts.services import AccountError, authenticate, change_password, end_sessions
 from app.core import ratelimit
 from app.core.errors import ServiceError
 from app.declarations.services import settings_limits
@@ -59,7 +59,10 @@ def after_login() -> Response:
 
 @bp.post("/logout")
 def logout() -> Response:
-    """Log out."""
+    """Log out, ending every session of the account (a session cookie is only signed, so forgetting it here
+    would leave a copy of it valid)."""
+    if current_user.is_authenticated:
+        end_sessions(db.session(), acting_user().id)
     logout_user()
     return redirect(url_for("public.home"))
 
