@@ -40,6 +40,11 @@ class Settings:
     sms_sending_timeout: int = 300
     extra: dict[str, object] = field(default_factory=dict)
 
+    @property
+    def https_only(self) -> bool:
+        """Whether the app is served over HTTPS only (production): Secure cookies and HSTS."""
+        return self.env == "production"
+
 
 def load_settings(overrides: dict[str, object] | None = None) -> Settings:
     """Build settings from the environment, then apply explicit overrides."""

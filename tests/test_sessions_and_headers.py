@@ -1,11 +1,13 @@
-"""Sessions end with logout and password change."""
+"""Sessions end with logout and password change; security headers and cookie flags; no inline script."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app import create_app
 from app.demo import DEMO_PASSWORD
 from tests.factories import login, with_demo
 
@@ -58,3 +60,54 @@ def test_a_password_change_ends_every_other_session_but_keeps_the_current_one(ap
     assert current.get("/review/").status_code == 200
     assert other.get("/review/").status_code == 302
     assert _client_with_cookie(app, copied).get("/review/").status_code == 302
+
+
+def test_every_response_carries_a_strict_content_security_policy(app):
+    with_demo(app)
+    client = app.test_client()
+    for path in ("/", "/login", "/register", "/static/site.css"):
+        response = client.get(path)
+        policy = dict(part.strip().split(" ", 1) for part in response.headers["Content-Security-Policy"].split(";"))
+        assert policy["script-src"] == "'self'", path
+        assert policy["default-src"] == "'self'" and policy["object-src"] == "'none'"
+        assert policy["frame-ancestors"] == "'none'" and policy["base-uri"] == "'self'"
+        assert response.headers["Referrer-Policy"] == "same-origin"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+    assert "Strict-Transport-Security" not in client.get("/").headers  # plain http in development
+
+
+def test_production_cookies_are_secure_and_https_is_enforced_by_hsts(app, tmp_path):
+    settings = app.config["XPILOT"]
+    production = create_app({"env": "production", "database_url": settings.database_url,
+                             "redis_url": settings.redis_url, "instance_path": tmp_path / "prod",
+                             "secret_key": "production-secret"})
+    production.config["WTF_CSRF_ENABLED"] = False
+    with_demo(production)
+    client = production.test_client()
+    page = client.get("/", base_url="https://xpilot.example")
+    assert page.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    response = client.post("/login", data={"username": "gd_reviewer", "password": DEMO_PASSWORD, "remember": "1"},
+                           base_url="https://xpilot.example")
+    assert response.status_code == 302
+    cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("session="))
+    flags = {part.strip().lower() for part in cookie.split(";")}
+    assert {"secure", "httponly", "samesite=lax"} <= flags
+    for name in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE", "REMEMBER_COOKIE_HTTPONLY"):
+        assert production.config[name] is True, name
+    assert production.config["REMEMBER_COOKIE_SAMESITE"] == "Lax"
+
+
+def test_templates_hold_no_inline_script_or_event_handler():
+    offenders = []
+    for template in sorted(TEMPLATES.rglob("*.html")):
+        text = template.read_text("utf-8")
+        for tag in re.findall(r"<script\b[^>]*>", text):
+            if "src=" not in tag and 'type="application/json"' not in tag:
+                offenders.append(f"{template.relative_to(TEMPLATES)}: {tag}")
+        for handler in re.findall(r"<[^>]*\son[a-z]+\s*=", text):
+            offenders.append(f"{template.relative_to(TEMPLATES)}: {handler[:60]}")
+        if "javascript:" in text:
+            offenders.append(f"{template.relative_to(TEMPLATES)}: javascript: URL")
+    assert offenders == []
