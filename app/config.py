@@ -24,7 +24,11 @@ class Settings:
     bpmn_path: Path = PROJECT_ROOT / "bpmn"
     testing: bool = False
     # Rate limits: (count, seconds)
-    login_limit: tuple[int, int] = (10, 300)
+    # Logins: (failed passwords before waits start, seconds the failures are remembered) of one account from one
+    # address, and of one address over all accounts; then (first wait, longest wait) in seconds (doubling).
+    login_limit: tuple[int, int] = (5, 900)
+    login_limit_per_ip: tuple[int, int] = (50, 900)
+    login_wait: tuple[int, int] = (30, 900)
     register_limit_per_ip: tuple[int, int] = (20, 3600)
     sms_limit_per_phone: tuple[int, int] = (5, 3600)
     sms_limit_per_ip: tuple[int, int] = (30, 3600)
