@@ -9,6 +9,7 @@ from app import clock
 from app.config import load_settings
 from app.extensions import csrf, db, login_manager
 from app.queue import embedded_redis_url, jobs
+from app.web import security_headers
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -22,6 +23,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.https_only,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=settings.https_only,
         MAX_CONTENT_LENGTH=60 * 1024 * 1024,
         JSON_AS_ASCII=False,
     )
@@ -33,6 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app, settings.database_url)
     jobs.init_app(settings.redis_url or embedded_redis_url(settings.instance_path))
     csrf.init_app(app)
+    security_headers.init_app(app, hsts=settings.https_only)
     login_manager.init_app(app)
 
     # The app's modules import this package (app.clock, app.extensions ...): they are loaded when an app is built,

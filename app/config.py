@@ -24,7 +24,11 @@ class Settings:
     bpmn_path: Path = PROJECT_ROOT / "bpmn"
     testing: bool = False
     # Rate limits: (count, seconds)
-    login_limit: tuple[int, int] = (10, 300)
+    # Logins: (failed passwords before waits start, seconds the failures are remembered) of one account from one
+    # address, and of one address over all accounts; then (first wait, longest wait) in seconds (doubling).
+    login_limit: tuple[int, int] = (5, 900)
+    login_limit_per_ip: tuple[int, int] = (50, 900)
+    login_wait: tuple[int, int] = (30, 900)
     register_limit_per_ip: tuple[int, int] = (20, 3600)
     # Texts to one phone: self-service (registration) and staff actions (officer's issue or reset) count apart,
     # so that anyone's attempts cannot use up what the province needs to reach a school.
@@ -42,6 +46,11 @@ class Settings:
     sms_retry_backoff: tuple[int, ...] = (30, 120, 600)
     sms_sending_timeout: int = 300
     extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def https_only(self) -> bool:
+        """Whether the app is served over HTTPS only (production): Secure cookies and HSTS."""
+        return self.env == "production"
 
 
 def load_settings(overrides: dict[str, object] | None = None) -> Settings:

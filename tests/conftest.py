@@ -101,6 +101,31 @@ def client(app: Flask) -> Any:
     return app.test_client()
 
 
+@pytest.fixture
+def texts_received(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """The texts each phone received through the outbox backend in this process, as the phone shows them
+    (the stored copy has its passwords masked once delivered)."""
+    from app.sms import services as sms
+
+    received: dict[str, list[str]] = {}
+    send = sms.OutboxBackend.send
+
+    def receive(backend: sms.OutboxBackend, message: Any) -> sms.DeliveryResult:
+        received.setdefault(message.phone, []).append(sms.render(message.template, message.params))
+        return send(backend, message)
+
+    monkeypatch.setattr(sms.OutboxBackend, "send", receive)
+    return received
+
+
+def password_in(text: str) -> str:
+    """The password a credentials message carries (初始密码：… or 新密码：…)."""
+    for marker in ("初始密码：", "新密码："):
+        if marker in text:
+            return text.split(marker, 1)[1].split("。", 1)[0]
+    raise AssertionError(f"no password in {text!r}")
+
+
 def run_jobs(app: Flask) -> int:
     """Run every queued job (and due scheduled ones) in this process with a burst worker; return jobs run."""
     from rq import SimpleWorker

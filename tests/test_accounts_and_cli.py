@@ -7,7 +7,7 @@ from app.accounts.models import User
 from app.declarations.models import Declaration
 from app.extensions import db
 from app.sms.models import SmsMessage
-from tests.conftest import run_jobs
+from tests.conftest import password_in, run_jobs
 from tests.factories import complete_info, declaration_form, login, with_demo
 
 
@@ -36,7 +36,7 @@ def test_users_create_refuses_province_role_without_province(app):
     assert login(client, "r1", "longpassword1").status_code == 302
 
 
-def test_legacy_accounts_are_upgraded_once_and_passwords_sent_by_sms(app, tmp_path):
+def test_legacy_accounts_are_upgraded_once_and_passwords_sent_by_sms(app, tmp_path, texts_received):
     with_demo(app)
     csv_file = tmp_path / "legacy.csv"
     csv_file.write_text("学校标识码,账号,手机号\n9144010001,lingnan_weekly,13811112222\n"
@@ -53,7 +53,9 @@ def test_legacy_accounts_are_upgraded_once_and_passwords_sent_by_sms(app, tmp_pa
         messages = db.session.scalars(select(SmsMessage).where(SmsMessage.phone == "13811112222")).all()
         assert len(messages) == 1 and messages[0].status == "sent" and "lingnan_weekly" in messages[0].body
     # The upgraded school logs in and finds 证书管理 → 证书试点申报 after setting a new password.
-    password = messages[0].body.split("初始密码：")[1].split("。")[0]
+    [text] = texts_received["13811112222"]
+    assert "lingnan_weekly" in text
+    password = password_in(text)
     client = app.test_client()
     assert login(client, "lingnan_weekly", password).status_code == 302
     client.post("/password", data={"current": password, "password": "newpass2026", "confirm": "newpass2026"})

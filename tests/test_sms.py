@@ -254,6 +254,7 @@ def test_the_password_is_sent_as_a_template_param_but_never_logged_or_shown(
     run_jobs(app)
     refused = row(app, down)
     assert refused.status == "retrying" and refused.error.startswith("CONNECTION_FAILED")
+    assert refused.params["password"] == PASSWORD and PASSWORD not in refused.body  # kept for the retry only
     app.config["XPILOT"].aliyun_sms["endpoint"] = aliyun.endpoint
     drive(app, down, lambda m: m.status == "sent")
     aliyun.then(Sleep(2.5))
@@ -263,6 +264,8 @@ def test_the_password_is_sent_as_a_template_param_but_never_logged_or_shown(
     drive(app, slow, lambda m: m.status == "sent")
 
     assert [a.template_param["password"] for a in aliyun.accepted] == [PASSWORD, PASSWORD]
+    for delivered in (row(app, down), row(app, slow)):  # delivered: no copy of the password is kept
+        assert delivered.status == "sent" and PASSWORD not in repr(delivered.params) + delivered.body
     assert PASSWORD not in caplog.text
     assert "CONNECTION_FAILED" in caplog.text and "TIMEOUT" in caplog.text
     login(client, "ministry")

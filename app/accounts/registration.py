@@ -120,7 +120,8 @@ def send_credentials(session: Session, user: User, school: School, password: str
     """Prepare the SMS carrying the credentials and start the registration process that sends it."""
     ref = f"account:{user.id}:{secrets.token_hex(6)}"
     sms.queue_message(session, key=ref, phone=user.phone or "", template=template,
-                      params={"school": school.name, "username": user.username, "password": password})
+                      params={"school": school.name, "username": user.username, "password": password},
+                      province_code=school.province_code)
     engine().start(session, "registration", subject_type="user", subject_id=user.id,
                    province_code=school.province_code, school_id=school.id,
                    data={"phone": user.phone, "message_ref": ref, "school_name": school.name})

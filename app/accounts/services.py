@@ -5,11 +5,15 @@ import re
 import secrets
 import string
 import unicodedata
+from functools import cache
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import clock, refcache
+from app.accounts import login_throttle
+from app.accounts.login_throttle import LoginLimits
 from app.accounts.models import (
     ROLE_PROVINCE_ADMIN,
     ROLE_PROVINCE_REVIEWER,
@@ -82,12 +86,36 @@ def create_staff(session: Session, *, role: str, username: str, password: str, p
     return user
 
 
+@cache
+def _stand_in_hash() -> str:
+    """A hash of a random password, made like the stored ones, to check against when there is no account."""
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
 def authenticate(session: Session, username: str, password: str) -> User | None:
-    """Return the active user with these credentials, or None."""
+    """Return the active user with these credentials, or None.
+
+    Every attempt checks one password hash, of the account or a stand-in, so that the time taken does not tell
+    known usernames from unknown ones.
+    """
     user = session.scalars(select(User).where(User.username == username.strip())).first()
-    if user is None or not user.is_active_account or not user.check_password(password):
+    matches = check_password_hash(user.password_hash if user is not None else _stand_in_hash(), password)
+    if user is None or not matches or not user.is_active_account:
         return None
     user.last_login_at = clock.now()
+    return user
+
+
+def log_in(session: Session, username: str, password: str, address: str, limits: LoginLimits) -> User:
+    """Check a login attempt from an address, slowing down an address that keeps failing (see login_throttle)."""
+    if not username or not password:
+        raise AccountError("账号和密码均为必填")
+    login_throttle.admit(username, address, limits)
+    user = authenticate(session, username, password)
+    if user is None:
+        login_throttle.failed(username, address)
+        raise AccountError("账号或密码不正确")
+    login_throttle.succeeded(username, address)
     return user
 
 
@@ -105,6 +133,13 @@ def change_password(session: Session, user_id: int, current: str, new: str, conf
     user.set_password(new)
     user.must_change_password = False
     return user
+
+
+def end_sessions(session: Session, user_id: int) -> None:
+    """End every open session of the user (a copied session cookie stops working too)."""
+    user = session.get(User, user_id)
+    if user is not None:
+        user.session_token = (user.session_token or 0) + 1
 
 
 def load_user(session: Session, token: str) -> User | None:

@@ -1,13 +1,14 @@
 """Login, logout, registration, password change."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from app.accounts import registration
+from app.accounts.login_throttle import LoginLimits
 from app.accounts.models import ROLE_SCHOOL
-from app.accounts.services import AccountError, authenticate, change_password
+from app.accounts.services import AccountError, change_password, end_sessions, log_in
 from app.core import ratelimit
 from app.core.errors import ServiceError
 from app.declarations.services import settings_limits
@@ -24,20 +25,12 @@ def login() -> str | Response | tuple[str, int]:
     if request.method == "GET":
         return render_template("auth/login.html", kind=kind, username=request.args.get("username", ""), error=None)
     username = request.form.get("username", "").strip()
-    password = request.form.get("password", "")
-    limit = settings_limits()["login"]
     try:
-        ratelimit.hit("login-ip", client_ip(), (limit[0] * 5, limit[1]), "登录尝试过于频繁")
-        ratelimit.hit("login-user", username or "-", limit, "该账号登录失败次数过多")
+        user = log_in(db.session(), username, request.form.get("password", ""), client_ip(),
+                      LoginLimits.from_settings(current_app.config["XPILOT"]))
     except ServiceError as exc:
-        return render_template("auth/login.html", kind=kind, username=username, error=exc.message), 429
-    if not username or not password:
-        return render_template("auth/login.html", kind=kind, username=username,
-                               error="账号和密码均为必填"), 422
-    user = authenticate(db.session(), username, password)
-    if user is None:
-        return render_template("auth/login.html", kind=kind, username=username, error="账号或密码不正确"), 422
-    ratelimit.reset("login-user", username)
+        status = 429 if isinstance(exc, ratelimit.RateLimited) else 422
+        return render_template("auth/login.html", kind=kind, username=username, error=exc.message), status
     login_user(user)
     return redirect(url_for("auth.after_login"))
 
@@ -59,7 +52,10 @@ def after_login() -> Response:
 
 @bp.post("/logout")
 def logout() -> Response:
-    """Log out."""
+    """Log out, ending every session of the account (a session cookie is only signed, so forgetting it here
+    would leave a copy of it valid)."""
+    if current_user.is_authenticated:
+        end_sessions(db.session(), acting_user().id)
     logout_user()
     return redirect(url_for("public.home"))
 

@@ -21,7 +21,3 @@ def hit(bucket: str, key: str, limit: tuple[int, int], message: str) -> None:
         minutes = max(1, (int(ttl) + 59) // 60) if ttl and int(ttl) > 0 else max(1, seconds // 60)
         raise RateLimited(f"{message}，请 {minutes} 分钟后再试")
 
-
-def reset(bucket: str, key: str) -> None:
-    """Forget the attempts of a key (after a successful login)."""
-    jobs.redis.delete(f"xpilot:rl:{bucket}:{key}")

@@ -18,7 +18,7 @@ SMS_STATUS_LABELS = {SMS_QUEUED: "待发送", SMS_SENT: "已发送", SMS_RETRYIN
 
 
 class SmsMessage(Base):
-    """One text message; the outbox backend keeps it here as the delivered copy."""
+    """One text message; its body is stored with secrets masked, its params keep them until delivery."""
 
     __tablename__ = "sms_message"
 

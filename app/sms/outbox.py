@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.accounts.models import ROLE_ANALYST, ROLE_MINISTRY_ADMIN, ROLE_PROVINCE_ADMIN, User
+from app.accounts.school_accounts import mask_phone
 from app.core.errors import Forbidden, NotFound, ServiceError
 from app.core.transactions import after_commit
 from app.masterdata.models import Division
@@ -19,8 +20,8 @@ from app.sms.services import (
     SMS_SENDING,
     SMS_UNKNOWN,
     STATUS_LABELS,
+    TEMPLATE_LABELS,
     is_stale_sending,
-    masked_body,
 )
 
 PER_PAGE = 50
@@ -28,6 +29,8 @@ PER_PAGE = 50
 STATUS_FILTERS: dict[str, str] = {key: STATUS_LABELS[key] for key in
                                   ("queued", SMS_SENDING, "sent", "retrying", "failed", SMS_UNKNOWN)}
 READERS = (ROLE_MINISTRY_ADMIN, ROLE_ANALYST, ROLE_PROVINCE_ADMIN)
+# Analysts follow how messages go (status, attempts, errors), not what they say or to whom.
+CONTENT_READERS = (ROLE_MINISTRY_ADMIN, ROLE_PROVINCE_ADMIN)
 RESENDERS = (ROLE_MINISTRY_ADMIN, ROLE_PROVINCE_ADMIN)
 
 
@@ -39,7 +42,8 @@ class MessageRow:
     sent_at: datetime | None
     next_attempt_at: datetime | None
     phone: str
-    body: str
+    kind: str  # what the message is about (账号开通, 审核通过通知, ...)
+    body: str  # empty for those who may not read the content
     status: str  # the shown status: a claim past its deadline shows as unknown
     status_label: str
     attempts: int
@@ -57,6 +61,7 @@ class OutboxPage:
     page: int
     pages: int
     can_resend: bool
+    shows_content: bool
 
 
 def newest_messages(session: Session, phone: str | None = None, limit: int = 50) -> list[SmsMessage]:
@@ -115,17 +120,19 @@ def list_messages(session: Session, user: User, *, phone: str = "", status: str 
     names = {code: name for code, name in session.execute(
         select(Division.code, Division.name).where(Division.code.in_(codes)))} if codes else {}
     may_resend = user.role in RESENDERS
+    shows_content = user.role in CONTENT_READERS
     rows = []
     for m in messages:
         shown = shown_status(m, now)
         rows.append(MessageRow(
             id=m.id, created_at=m.created_at, sent_at=m.sent_at,
-            next_attempt_at=m.next_attempt_at if m.status == "retrying" else None, phone=m.phone,
-            body=m.body if m.backend == "outbox" else masked_body(m), status=shown,
+            next_attempt_at=m.next_attempt_at if m.status == "retrying" else None,
+            phone=m.phone if shows_content else mask_phone(m.phone),
+            kind=TEMPLATE_LABELS.get(m.template, m.template), body=m.body if shows_content else "", status=shown,
             status_label=STATUS_LABELS.get(shown, shown), attempts=m.attempts, error=m.error or "",
             backend=m.backend, province=names.get(m.province_code or "", m.province_code or ""),
             can_resend=may_resend and shown in (SMS_FAILED, SMS_UNKNOWN)))
-    return OutboxPage(rows, total, page, pages, may_resend)
+    return OutboxPage(rows, total, page, pages, may_resend, shows_content)
 
 
 def resend_message(session: Session, user: User, message_id: int) -> SmsMessage:

@@ -25,6 +25,10 @@ provider has no record of the message.
 
 The outbox backend only stores: claim, "send" and record happen in one transaction (exactly once; a
 crash rolls back to queued).
+
+Secrets (SECRET_PARAMS: generated passwords) are kept only until delivery: the stored body never holds them
+(it is rendered with the secret masked), and the params that carry them to the provider are masked when the
+message is recorded as sent. A message not delivered keeps them, so that a resend by hand can deliver it.
 """
 from __future__ import annotations
 
@@ -60,6 +64,12 @@ TEMPLATES: dict[str, str] = {
     "drafts_expired": "【1+X证书试点】{school}：{plan}申报已截止，未提交的申报草稿已过期。",
 }
 SECRET_PARAMS = ("password",)
+MASK = "******"
+# What each message is about, for those who may see that a message went but not what it said.
+TEMPLATE_LABELS: dict[str, str] = {
+    "account_issued": "账号开通", "account_reset": "密码重置", "review_approved": "审核通过通知",
+    "review_rejected": "审核不通过通知", "drafts_expired": "草稿过期通知",
+}
 RESEND_PARAM = "_resend"  # kept in params (never a template variable): how often an admin resent the message
 
 
@@ -74,6 +84,11 @@ def render(template: str, params: dict[str, Any]) -> str:
             return "{" + key + "}"
 
     return text.format_map(_Keep({k: ("" if v is None else v) for k, v in params.items()}))
+
+
+def masked(params: dict[str, Any]) -> dict[str, Any]:
+    """Return the params with their secrets replaced by the mask."""
+    return {k: (MASK if k in SECRET_PARAMS and v else v) for k, v in params.items()}
 
 
 @dataclass
@@ -151,7 +166,7 @@ def queue_message(session: Session, *, key: str, phone: str, template: str, para
             return existing
     message = rowwrites.insert_loaded(session, SmsMessage, {
         "idempotency_key": key, "phone": phone, "template": template, "params": params,
-        "body": render(template, params), "backend": backend or configured_backend_name(), "status": SMS_QUEUED,
+        "body": render(template, masked(params)), "backend": backend or configured_backend_name(), "status": SMS_QUEUED,
         "attempts": 0, "error": None, "provider_message_id": None, "created_at": clock.now(), "sent_at": None,
         "province_code": province_code, "next_attempt_at": None})
     hold(session, HELD_MESSAGES, message.id, message)  # no other transaction can see it yet
@@ -165,12 +180,6 @@ def delivery_ref(message: SmsMessage) -> str:
     """The reference a provider keeps for the message (Aliyun OutId); each resend by hand gets a new one."""
     resent = message.params.get(RESEND_PARAM)
     return f"xpilot-{message.id}-r{resent}" if resent else f"xpilot-{message.id}"
-
-
-def masked_body(message: SmsMessage) -> str:
-    """The message text with secrets (passwords) replaced, for screens other than the outbox's own copy."""
-    secrets = {k: "******" for k in SECRET_PARAMS if message.params.get(k)}
-    return render(message.template, {**message.params, **secrets}) if secrets else message.body
 
 
 @dataclass(frozen=True)
@@ -298,6 +307,8 @@ def record(session: Session, held: Claim, result: DeliveryResult, policy: RetryP
     if result.ok:
         message.status = SMS_SENT
         message.sent_at = now
+        if any(message.params.get(k) not in (None, "", MASK) for k in SECRET_PARAMS):
+            message.params = masked(message.params)  # delivered: the secret is needed no more
         message.provider_message_id = result.provider_message_id or None
         message.error = None
         message.next_attempt_at = None

@@ -67,9 +67,6 @@ def register_blueprints(app: Flask) -> None:
             session.commit()
         else:
             session.rollback()
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
 
     @app.errorhandler(CSRFError)

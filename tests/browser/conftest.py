@@ -101,8 +101,14 @@ class Browsing:
         context.set_default_timeout(10_000)
         page = context.new_page()
         page.on("pageerror", lambda exc: self.script_errors.append(f"{who}: {exc}"))
+        page.on("console", lambda message: self._note_policy_violation(who, message))
         self.pages[who] = page
         return page
+
+    def _note_policy_violation(self, who: str, message: Any) -> None:
+        """Chromium reports what the Content-Security-Policy blocked as console errors: each is a broken page."""
+        if message.type == "error" and "Content Security Policy" in message.text:
+            self.script_errors.append(f"{who}: {message.text}")
 
     def close(self, failed: bool) -> None:
         for who, page in self.pages.items():
@@ -117,7 +123,8 @@ class Browsing:
 
 @pytest.fixture
 def browsing(chromium_browser: Any, live_server: LiveServer, request: pytest.FixtureRequest) -> Iterator[Browsing]:
-    """Browser contexts against the live server; no uncaught script error may happen on any page."""
+    """Browser contexts against the live server; no uncaught script error and no violation of the
+    Content-Security-Policy (which every response carries, as in production) may happen on any page."""
     session = Browsing(browser=chromium_browser, server=live_server, test_name=re.sub(r"\W+", "_", request.node.name))
     for stale in ARTIFACTS.glob(f"failed-{session.test_name}-*.png"):
         stale.unlink()
