@@ -368,12 +368,11 @@ def closure_child(url: str, plan_id: int, mode: str) -> None:
     """
     with tempfile.TemporaryDirectory(prefix="xpilot-bench-child-") as folder:
         application = make_app(url, Path(folder))
-        import app.processes.jobs as jobs_module
         from app.extensions import db
         from app.plans import closure
 
         enqueued: list[int] = []
-        jobs_module.enqueue_deliveries = lambda ids: enqueued.extend(ids)  # type: ignore[assignment]
+        closure.enqueue_deliveries = lambda ids: enqueued.extend(ids)  # type: ignore[assignment]
         out: dict[str, Any] = {}
         with application.app_context():
             session = db.session()

@@ -205,14 +205,15 @@ def create_declaration(session: Session, user: User, values: Mapping[str, Any], 
     except IntegrityError:  # uq_declaration_once: nothing else was written in this transaction yet
         session.rollback()
         raise ServiceError("申报信息有误，请按提示修改", {"certificate_id": _duplicate_message(cert.name, values["level"])}) from None
-    data = _process_data(session, school, cert, decl, user, plan)
+    data = _process_data(school, cert, decl, user)
     submit = action == ACTION_SUBMIT
     first_step = (ROLE_SCHOOL, _submission(data, decl)) if submit else None
     step = lifecycle.created(decl, user, submit)
     try:
         engine().start(session, "declaration", subject_type="declaration", subject_id=decl.id,
                        province_code=school.province_code, city_code=school.city_code,
-                       school_id=school.id, data=data, first_step=first_step, side=step)
+                       school_id=school.id, data=data, shared=plan_data(session, plan), first_step=first_step,
+                       side=step)
     except EngineError as exc:
         raise ServiceError(str(exc)) from exc
     return decl
@@ -227,11 +228,10 @@ def _submission(data: Mapping[str, Any], decl: Declaration) -> dict[str, Any]:
     return step
 
 
-def _process_data(session: Session, school: School, cert: CertificateInfo, decl: Declaration, user: User,
-                  plan: DeclarationPlan) -> dict[str, Any]:
+def _process_data(school: School, cert: CertificateInfo, decl: Declaration, user: User) -> dict[str, Any]:
     return {"school_name": school.name, "school_phone": user.phone or school.contact_phone or "",
             "certificate_name": cert.name, "level": decl.level, "decision": "", "comment": "",
-            "declaration_id": decl.id, **plan_data(session, plan)}
+            "declaration_id": decl.id}
 
 
 def get_declaration(session: Session, user: User, declaration_id: int) -> Declaration:
@@ -294,7 +294,7 @@ def _submit(session: Session, decl: Declaration, user: User, school: School, cer
     task = school_task_open(session, decl)
     if task is None or decl.instance_id is None:
         raise Forbidden("该申报已提交审核，不能重复提交")
-    data = _submission(_process_data(session, school, cert, decl, user, decl.plan), decl)
+    data = _submission(_process_data(school, cert, decl, user), decl)
     step = lifecycle.submitted(decl, user)
     try:
         engine().complete_task(session, decl.instance_id, task.task_id, actor_id=user.id, lanes=[ROLE_SCHOOL],

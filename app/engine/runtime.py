@@ -21,7 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app import clock, rowwrites
 from app.core.transactions import after_commit, after_end, held, hold
 from app.engine.expressions import ExpressionError, evaluate
-from app.engine.script_engine import SAFE_ENGINE
+from app.engine.script_engine import SAFE_ENGINE, names_of
 from app.engine.service_task import DeferredServiceTask
 from app.engine.specs import SPEC_CACHE, InvalidProcess, ParsedProcess, parse_process
 from app.engine.state import compact, dump_state, load_state
@@ -205,7 +205,7 @@ class TaskScan:
             return previous
         newest = max(self._candidates, key=lambda t: t.last_state_change)
         try:
-            return str(evaluate(self.parsed.task_info[newest.task_spec.name]["status"], newest.data))[:32]
+            return str(evaluate(self.parsed.task_info[newest.task_spec.name]["status"], names_of(newest)))[:32]
         except ExpressionError:
             return previous
 
@@ -297,18 +297,21 @@ class ProcessEngine:
     # -- instances -------------------------------------------------------------------------
     def start(self, session: Session, process_key: str, *, subject_type: str, subject_id: int,
               province_code: str | None, city_code: str | None = None, school_id: int | None = None,
-              data: Mapping[str, Any] | None = None,
+              data: Mapping[str, Any] | None = None, shared: Mapping[str, Any] | None = None,
               first_step: tuple[str, Mapping[str, Any]] | None = None,
               side: SideWrites | None = None) -> StepOutcome:
         """Start an instance of the process in force for the province and run it to its first wait.
 
-        first_step (lane, data) also completes the first user task of that lane before anything is saved:
-        a declaration created and submitted in one request costs one save, not two. side: see SideWrites.
+        data: each task's data at the start; shared: data every expression of the instance reads but no task
+        changes (the plan's times), kept once per instance. first_step (lane, data) also completes the first user
+        task of that lane before anything is saved: a declaration created and submitted in one request costs one
+        save, not two. side: see SideWrites.
         """
         version = self.current_version(session, process_key, province_code)
         parsed = self._parsed_by_id(session, version.id)
         workflow = BpmnWorkflow(parsed.spec, parsed.subprocess_specs, script_engine=SAFE_ENGINE)
         workflow._xpilot_before = (frozenset(), frozenset())  # type: ignore[attr-defined]
+        workflow.data.update(copy.deepcopy(dict(shared or {})))
         workflow.task_tree.data.update(copy.deepcopy(dict(data or {})))
         for task in workflow.task_tree.children:
             task.data.update(copy.deepcopy(dict(data or {})))
@@ -498,15 +501,17 @@ class ProcessEngine:
         return True
 
     def update_waiting(self, session: Session, instance_id: int, data: Mapping[str, Any]) -> bool:
-        """Replace values in the data of an instance's live tasks (so later steps see them) and recompute the
-        waiting date timers from the new data (a deadline moved moves every timer set from it)."""
+        """Replace values of an instance's data (so later steps see them): its shared data, and the live tasks' own
+        copies of these names; then recompute the waiting date timers from the new data (a deadline moved moves
+        every timer set from it)."""
         instance = self.lock(session, instance_id)
         if instance.completed:
             return False
         parsed, workflow = self.load(session, instance)
+        workflow.data.update(copy.deepcopy(dict(data)))
         live = TaskState.READY | TaskState.WAITING | TaskState.FUTURE | TaskState.LIKELY | TaskState.MAYBE
         for task in workflow.get_tasks(state=live):
-            task.data.update(copy.deepcopy(dict(data)))
+            task.data.update(copy.deepcopy({k: v for k, v in data.items() if k in task.data}))
             event = getattr(task.task_spec, "event_definition", None)
             if task.state == TaskState.WAITING and isinstance(event, TimeDateEventDefinition):
                 try:

@@ -47,8 +47,16 @@ SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_config))
 
 
 def dump_state(workflow: BpmnWorkflow) -> str:
-    """Serialize the workflow's state (not its spec) to JSON."""
-    return SERIALIZER.serialize_json(workflow)
+    """Serialize the workflow's state (not its spec) to JSON: compact, with Chinese text as itself rather than
+    \\u escapes (a third of the size of a state of Chinese names)."""
+    registry: Any = SERIALIZER.registry
+    registry._encoder_mode = True  # as SERIALIZER.serialize_json does
+    try:
+        dct = SERIALIZER.to_dict(workflow)
+        dct[SERIALIZER.VERSION_KEY] = SERIALIZER.VERSION
+        return json.dumps(dct, cls=SERIALIZER._encoder_cls, ensure_ascii=False, separators=(",", ":"))
+    finally:
+        registry._encoder_mode = False
 
 
 def load_state(parsed: ParsedProcess, state: str) -> BpmnWorkflow:
