@@ -1,6 +1,7 @@
 """X-Pilot: the 1+X certificate pilot declaration system."""
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from flask import Flask
@@ -54,4 +55,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from app.cli import register_commands
     register_commands(app)
+    if settings.env == "production":
+        # What the app holds for its whole life (modules, parsed specs, the forms ...) is left out of the collector's
+        # full passes, which otherwise stop a request for some 90 ms every few seconds under load.
+        gc.freeze()
     return app
