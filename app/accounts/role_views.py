@@ -27,7 +27,7 @@ def _render(*, role_values: dict[str, str] | None = None, role_errors: dict[str,
     session = db.session()
     user = acting_user()
     roles = service.all_roles(session)
-    html = render_template("roles_admin/roles.html", roles=roles, members=service.role_members(session, user),
+    html = render_template("accounts/roles.html", roles=roles, members=service.role_members(session, user),
                            custom=[r for r in roles if not r.builtin], scopes=SCOPE_LABELS,
                            divisions=service.scope_choices(session), role_values=role_values or {},
                            role_errors=role_errors or {}, member_values=member_values or {},

@@ -28,14 +28,14 @@ def schools() -> str:
     registered = request.args.get("registered", "")
     page = max(1, request.args.get("page", 1, type=int) or 1)
     result = service.search_schools(db.session(), acting_user(), query, registered, page)
-    return render_template("schools_admin/schools.html", result=result, q=query, registered=registered,
+    return render_template("accounts/schools.html", result=result, q=query, registered=registered,
                            origins=service.ORIGIN_LABELS, mask=service.mask_phone)
 
 
 def _page(school_id: int, errors: dict[str, str] | None = None, values: dict[str, str] | None = None,
           status: int = 200) -> tuple[str, int]:
     detail = service.school_account(db.session(), acting_user(), school_id)
-    return render_template("schools_admin/school.html", detail=detail, errors=errors or {}, values=values or {},
+    return render_template("accounts/school.html", detail=detail, errors=errors or {}, values=values or {},
                            actions=service.ACTION_LABELS), status
 
 

@@ -24,7 +24,7 @@ def _render(values: dict[str, str] | None = None, errors: dict[str, str] | None 
     session = db.session()
     user = acting_user()
     province = request.args.get("province", "")
-    html = render_template("staff_admin/staff.html", rows=service.list_staff(session, user, province),
+    html = render_template("accounts/staff.html", rows=service.list_staff(session, user, province),
                            provinces=service.provinces(session), province=province,
                            history=service.staff_history(session, user), values=values or {}, errors=errors or {},
                            credentials=credentials, roles=[(r, ROLE_LABELS[r]) for r in service.OFFICER_ROLES])

@@ -23,14 +23,14 @@ def login() -> str | Response | tuple[str, int]:
     """Log in with 账号 and 密码."""
     kind = request.args.get("kind", "school")
     if request.method == "GET":
-        return render_template("auth/login.html", kind=kind, username=request.args.get("username", ""), error=None)
+        return render_template("accounts/login.html", kind=kind, username=request.args.get("username", ""), error=None)
     username = request.form.get("username", "").strip()
     try:
         user = log_in(db.session(), username, request.form.get("password", ""), client_ip(),
                       LoginLimits.from_settings(current_app.config["XPILOT"]))
     except ServiceError as exc:
         status = 429 if isinstance(exc, ratelimit.RateLimited) else 422
-        return render_template("auth/login.html", kind=kind, username=username, error=exc.message), status
+        return render_template("accounts/login.html", kind=kind, username=username, error=exc.message), status
     login_user(user)
     return redirect(url_for("auth.after_login"))
 
@@ -68,7 +68,7 @@ def register() -> str | Response | tuple[str, int]:
     form = {k: request.form.get(k, "").strip() for k in ("province", "city", "school", "phone")}
     cities = registration.cities(session, form["province"]) if form["province"] else []
     if request.method == "GET":
-        return render_template("auth/register.html", provinces=provinces, cities=cities, form=form, errors={})
+        return render_template("accounts/register.html", provinces=provinces, cities=cities, form=form, errors={})
     try:
         result = registration.register_school(
             session, province_code=form["province"], city_code=form["city"], school_name=form["school"],
@@ -76,9 +76,9 @@ def register() -> str | Response | tuple[str, int]:
     except ServiceError as exc:
         status = 429 if isinstance(exc, ratelimit.RateLimited) else 422
         errors = exc.field_errors or {"__all__": exc.message}
-        return render_template("auth/register.html", provinces=provinces, cities=cities, form=form,
+        return render_template("accounts/register.html", provinces=provinces, cities=cities, form=form,
                                errors=errors, message=exc.message), status
-    return render_template("auth/registered.html", result=result)
+    return render_template("accounts/registered.html", result=result)
 
 
 @bp.get("/register/cities")
@@ -103,12 +103,12 @@ def register_schools() -> Response:
 def change_password_page() -> str | Response | tuple[str, int]:
     """Change the password (required at the first login with a generated one)."""
     if request.method == "GET":
-        return render_template("auth/password.html", errors={})
+        return render_template("accounts/password.html", errors={})
     try:
         change_password(db.session(), acting_user().id, request.form.get("current", ""),
                         request.form.get("password", ""), request.form.get("confirm", ""))
     except AccountError as exc:
-        return render_template("auth/password.html", errors=exc.field_errors or {"__all__": exc.message}), 422
+        return render_template("accounts/password.html", errors=exc.field_errors or {"__all__": exc.message}), 422
     db.session.commit()
     login_user(acting_user())  # the session token changed with the password
     flash("密码已修改", "success")

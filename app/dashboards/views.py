@@ -42,7 +42,7 @@ def _plan_id() -> int | None:
 def province() -> str:
     """The province's figures: by status, certificate and city, and the reviewers' workload."""
     board = reports.province_dashboard(db.session(), acting_user(), _plan_id())
-    return render_template("dashboard/province.html", board=board)
+    return render_template("dashboards/province.html", board=board)
 
 
 @bp.get("/province/dashboard/export")
@@ -64,4 +64,4 @@ def export() -> Response:
 def ministry() -> str:
     """The national figures with a province breakdown."""
     board = reports.ministry_dashboard(db.session(), acting_user(), _plan_id())
-    return render_template("dashboard/ministry.html", board=board)
+    return render_template("dashboards/ministry.html", board=board)

@@ -47,7 +47,7 @@ def dashboard() -> str:
     # A declaration can be edited exactly while the school's task on it is open, i.e. while it is in the inbox.
     editable = {t.subject_id for t in inbox if t.subject_type == "declaration"}
     return render_template(
-        "school/dashboard.html", school=school, window=decl_service.window(session, school.province_code),
+        "declarations/dashboard.html", school=school, window=decl_service.window(session, school.province_code),
         plans=decl_service.plans_of_province(session, school.province_code),
         declarations=declarations, inbox=inbox, task_open={d.id: d.id in editable for d in declarations},
         results=school_results(session, school.id),
@@ -63,7 +63,7 @@ def info() -> str | Response | tuple[str, int]:
     school = school_info.own_school(session, user)
     form = school_info.info_form(engine().current_version(session, "declaration", school.province_code).forms)
     if request.method == "GET":
-        return render_template("school/info.html", school=school, form=form,
+        return render_template("declarations/info.html", school=school, form=form,
                                values=school_info.current_values(school), errors={})
     values, errors, typed = parse_submission(form, request.form)
     if not errors:
@@ -74,7 +74,7 @@ def info() -> str | Response | tuple[str, int]:
         except ServiceError as exc:
             errors = exc.field_errors or {"__all__": exc.message}
     if errors:
-        return render_template("school/info.html", school=school, form=form, values=typed, errors=errors), 422
+        return render_template("declarations/info.html", school=school, form=form, values=typed, errors=errors), 422
     flash("院校基础信息已保存", "success")
     return redirect(url_for("school.dashboard"))
 
@@ -91,9 +91,9 @@ def new_declaration() -> str | Response | tuple[str, int]:
         flash("请先完成第一步“完善院校基础信息”，再申报证书试点", "warning")
         return redirect(url_for("school.info"))
     if form is None:
-        return render_template("school/closed.html", window=window), 403
+        return render_template("declarations/closed.html", window=window), 403
     if request.method == "GET":
-        return render_template("school/declaration_form.html", form=form, values={}, errors={}, window=window,
+        return render_template("declarations/declaration_form.html", form=form, values={}, errors={}, window=window,
                                declaration=None)
     return _save_posted(form, window, None,
                         lambda values, action: decl_service.create_declaration(session, user, values, action,
@@ -106,7 +106,7 @@ def declaration(declaration_id: int) -> str:
     """One declaration: its content, status and history."""
     session = db.session()
     decl = decl_service.get_declaration(session, acting_user(), declaration_id)
-    return render_template("school/declaration.html", declaration=decl,
+    return render_template("declarations/declaration.html", declaration=decl,
                            editable=decl_service.school_task_open(session, decl) is not None,
                            history=decl_service.history(session, decl.id),
                            majors=decl_service.major_names(session, list(decl.majors)))
@@ -123,7 +123,7 @@ def edit_declaration(declaration_id: int) -> str | Response | tuple[str, int]:
     if request.method == "GET":
         values = {"certificate_id": str(decl.certificate_id), "level": decl.level, "majors": list(decl.majors),
                   "trainee_count": str(decl.trainee_count), "teachers": decl.teachers, "facilities": decl.facilities}
-        return render_template("school/declaration_form.html", form=form, values=values, errors={}, window=window,
+        return render_template("declarations/declaration_form.html", form=form, values=values, errors={}, window=window,
                                declaration=decl)
     return _save_posted(form, window, decl,
                         lambda values, action: decl_service.update_declaration(session, user, declaration_id,
@@ -144,7 +144,7 @@ def _save_posted(form: FormSpec, window: Any, declaration: Declaration | None,
         except ServiceError as exc:
             errors = exc.field_errors or {"__all__": exc.message}
     if errors or saved is None:
-        return render_template("school/declaration_form.html", form=form, values=typed, errors=errors,
+        return render_template("declarations/declaration_form.html", form=form, values=typed, errors=errors,
                                window=window, declaration=declaration), 422
     flash("已提交审核，请等待省级教育行政部门审核" if action == decl_service.ACTION_SUBMIT
           else "已保存草稿，可继续修改后再提交审核", "success")

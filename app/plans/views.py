@@ -51,7 +51,7 @@ def _typed() -> dict[str, Any]:
 @admin_required
 def plans() -> str:
     """The province's declaration plans."""
-    return render_template("province/plans.html", plans=plan_service.province_plans(db.session(), acting_user()),
+    return render_template("plans/plans.html", plans=plan_service.province_plans(db.session(), acting_user()),
                            labels=PLAN_STATUS_LABELS, now=clock.now())
 
 
@@ -62,7 +62,7 @@ def new_plan() -> str | Response | tuple[str, int]:
     session = db.session()
     certs = plan_service.certificates(session)
     if request.method == "GET":
-        return render_template("province/plan_form.html", values=_form_values(), errors={}, certificates=certs,
+        return render_template("plans/plan_form.html", values=_form_values(), errors={}, certificates=certs,
                                plan=None)
     data, errors = plan_service.parse_plan_form(request.form)
     try:
@@ -70,7 +70,7 @@ def new_plan() -> str | Response | tuple[str, int]:
     except (Forbidden, NotFound):
         raise
     except ServiceError as exc:
-        return render_template("province/plan_form.html", values=_typed(), errors=exc.field_errors or
+        return render_template("plans/plan_form.html", values=_typed(), errors=exc.field_errors or
                                {"__all__": exc.message}, certificates=certs, plan=None), 422
     flash("申报计划已发布，学校将在申报开始时间后看到并可申报", "success")
     return redirect(url_for("province.plan", plan_id=plan.id))
@@ -82,7 +82,7 @@ def plan(plan_id: int) -> str:
     """A plan: its window, certificates, history; edit, withdraw or extend."""
     session = db.session()
     p = plan_service.get_plan(session, acting_user(), plan_id)
-    return render_template("province/plan.html", plan=p, labels=PLAN_STATUS_LABELS, now=clock.now(),
+    return render_template("plans/plan.html", plan=p, labels=PLAN_STATUS_LABELS, now=clock.now(),
                            history=plan_service.plan_history(session, p), errors={}, values={})
 
 
@@ -94,14 +94,14 @@ def edit_plan(plan_id: int) -> str | Response | tuple[str, int]:
     p = plan_service.get_plan(session, acting_user(), plan_id)
     certs = plan_service.certificates(session)
     if request.method == "GET":
-        return render_template("province/plan_form.html", values=_form_values(p), errors={}, certificates=certs, plan=p)
+        return render_template("plans/plan_form.html", values=_form_values(p), errors={}, certificates=certs, plan=p)
     data, errors = plan_service.parse_plan_form(request.form)
     try:
         plan_service.edit_plan(session, acting_user(), plan_id, data, errors)
     except (Forbidden, NotFound):
         raise
     except ServiceError as exc:
-        return render_template("province/plan_form.html", values=_typed(), errors=exc.field_errors or
+        return render_template("plans/plan_form.html", values=_typed(), errors=exc.field_errors or
                                {"__all__": exc.message}, certificates=certs, plan=p), 422
     flash("申报计划已修改", "success")
     return redirect(url_for("province.plan", plan_id=plan_id))
@@ -129,7 +129,7 @@ def extend_plan(plan_id: int) -> str | Response | tuple[str, int]:
     except ServiceError as exc:
         p = plan_service.get_plan(session, acting_user(), plan_id)
         session.rollback()
-        return render_template("province/plan.html", plan=p, labels=PLAN_STATUS_LABELS, now=clock.now(),
+        return render_template("plans/plan.html", plan=p, labels=PLAN_STATUS_LABELS, now=clock.now(),
                                history=plan_service.plan_history(session, p), errors=exc.field_errors,
                                values={"ends_at": request.form.get("ends_at", ""),
                                        "reason": request.form.get("reason", "")}), 422

@@ -21,7 +21,7 @@ def inbox() -> str:
     """The user's open tasks."""
     if current_user.role == "school":
         abort(403)
-    return render_template("tasks/inbox.html", rows=task_service.inbox(db.session(), acting_user()))
+    return render_template("review/inbox.html", rows=task_service.inbox(db.session(), acting_user()))
 
 
 @bp.route("/<int:task_id>", methods=["GET", "POST"])
@@ -35,7 +35,7 @@ def task(task_id: int) -> str | Response | tuple[str, int]:
                "history": decl_service.history(session, decl.id) if decl else [],
                "majors": decl_service.major_names(session, list(decl.majors)) if decl else {}}
     if request.method == "GET":
-        return render_template("tasks/task.html", values={}, errors={}, **context)
+        return render_template("review/task.html", values={}, errors={}, **context)
     values, errors, typed = parse_submission(form, request.form)
     if not errors:
         try:
@@ -45,6 +45,6 @@ def task(task_id: int) -> str | Response | tuple[str, int]:
         except ServiceError as exc:
             errors = exc.field_errors or {"__all__": exc.message}
     if errors:
-        return render_template("tasks/task.html", values=typed, errors=errors, **context), 422
+        return render_template("review/task.html", values=typed, errors=errors, **context), 422
     flash(f"“{human_task.title}”已办理", "success")
     return redirect(url_for("tasks.inbox"))

@@ -30,7 +30,7 @@ def outbox() -> str:
     page = outbox_service.list_messages(db.session(), acting_user(), phone=filters.get("phone", ""),
                                         status=filters.get("status", ""),
                                         page=request.args.get("page", 1, type=int) or 1)
-    return render_template("admin/outbox.html", page=page, filters=filters, statuses=outbox_service.STATUS_FILTERS)
+    return render_template("sms/outbox.html", page=page, filters=filters, statuses=outbox_service.STATUS_FILTERS)
 
 
 @bp.post("/outbox/<int:message_id>/resend")
