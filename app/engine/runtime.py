@@ -23,7 +23,7 @@ from app.core.transactions import after_commit, after_end, held, hold
 from app.engine.expressions import ExpressionError, evaluate
 from app.engine.script_engine import SAFE_ENGINE, names_of
 from app.engine.service_task import DeferredServiceTask
-from app.engine.specs import SPEC_CACHE, InvalidProcess, ParsedProcess, parse_process
+from app.engine.specs import SPEC_CACHE, InvalidProcess, ParsedProcess, parse_process, read_vocabulary
 from app.engine.state import compact, dump_state, load_state
 from app.engine.vocabulary import Vocabulary
 from app.processes.models import HumanTask, ProcessIncident, ProcessInstance, ProcessVersion, ServiceCall
@@ -240,6 +240,7 @@ class ProcessEngine:
         self.hooks = hooks or Hooks()
         self._by_version: dict[int, ParsedProcess] = {}
         self._refs: dict[int, VersionRef] = {}
+        self._vocabularies: dict[int, Vocabulary] = {}
 
     # -- specs -----------------------------------------------------------------------------
     def parse(self, xml: str, forms: Mapping[str, Any], lanes: Iterable[str] | None = None) -> ParsedProcess:
@@ -278,8 +279,17 @@ class ProcessEngine:
         return ref
 
     def vocabulary(self, session: Session, process_key: str, province_code: str | None) -> Vocabulary:
-        """Return the statuses of the version in force for the province."""
-        return self._parsed_by_id(session, self.current_version(session, process_key, province_code).id).vocabulary
+        """Return the statuses of the version in force for the province (read from the diagram alone when this
+        process has not parsed the version: a closing job or a dashboard need no more)."""
+        ref = self.current_version(session, process_key, province_code)
+        parsed = self._by_version.get(ref.id) or SPEC_CACHE.get(ref.content_hash)
+        if parsed is not None:
+            return parsed.vocabulary
+        found = self._vocabularies.get(ref.id)
+        if found is None:
+            xml = session.scalar(select(ProcessVersion.bpmn_xml).where(ProcessVersion.id == ref.id))
+            found = self._vocabularies[ref.id] = read_vocabulary(xml or "", process_key)
+        return found
 
     @staticmethod
     def resolve_version(session: Session, process_key: str, province_code: str | None) -> ProcessVersion:

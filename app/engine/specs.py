@@ -113,6 +113,13 @@ def _process_properties(root: etree._Element) -> tuple[str, list[tuple[str, str]
     return "", []
 
 
+def read_vocabulary(xml: str, process_key: str) -> Vocabulary:
+    """Read the statuses a stored diagram declares, without parsing the whole process (the national defaults for a
+    version published before processes declared them)."""
+    vocabulary, _ = declared(_process_properties(safe_xml(xml))[1])
+    return vocabulary or NATIONAL_DEFAULTS.get(process_key, vocabulary)
+
+
 def parse_process(xml: str, forms: Mapping[str, Any], *, lanes: Iterable[str],
                   operations: Mapping[str, Iterable[str]], strict: bool = True) -> ParsedProcess:
     """Validate a diagram and its forms and return it parsed; raise InvalidProcess listing every problem.
