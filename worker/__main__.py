@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.logging_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Imported once logging is set up: the worker package loads the whole app, which may log as it loads.
     from worker import XPilotSimpleWorker, XPilotWorker
 
     # Jobs here are short and idempotent: running them in-process saves a fork and a connection per job.
