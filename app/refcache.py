@@ -46,6 +46,7 @@ M = TypeVar("M")
 
 class ReferenceCache:
     """Values computed from reference data, dropped when the shared generation number moves."""
+
     def __init__(self, read_generation: Callable[[], int | None], bump_generation: Callable[[], None]) -> None:
         self._read = read_generation
         self._bump = bump_generation

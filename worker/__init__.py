@@ -100,6 +100,7 @@ class AppWorkerMixin:
 
 class XPilotWorker(AppWorkerMixin, Worker):
     """A forking RQ worker (one work horse per job) for the X-Pilot jobs."""
+
     def __init__(self, queues: Any = None, *, connection: redis.Redis | None = None, app: Flask | None = None,
                  **kwargs: Any) -> None:
         names, own = self._init_app(queues, connection, app)
@@ -116,6 +117,7 @@ class XPilotWorker(AppWorkerMixin, Worker):
 
 class XPilotSimpleWorker(AppWorkerMixin, SimpleWorker):
     """A non-forking worker (jobs run in the worker process): for debugging and platforms without fork."""
+
     def __init__(self, queues: Any = None, *, connection: redis.Redis | None = None, app: Flask | None = None,
                  **kwargs: Any) -> None:
         names, own = self._init_app(queues, connection, app)

@@ -30,6 +30,7 @@ ROLE_LABELS = {
 
 class User(UserMixin, Base):
     """A login: one per school, or a staff member with a role and a scope."""
+
     __tablename__ = "user_account"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -74,6 +74,7 @@ def create_role(session: Session, user: User, code: str, name: str, scope: str) 
 @dataclass
 class RoleMember:
     """A user of an added review role, with the names of its province and city."""
+
     user: User
     province: str
     city: str
@@ -82,6 +83,7 @@ class RoleMember:
 @dataclass
 class MemberCredentials:
     """A new member of a review role and its initial password, shown once on screen."""
+
     user_id: int
     username: str
     display_name: str

@@ -39,6 +39,7 @@ DECLARATION_FORM = "declaration-form.json"
 @dataclass(frozen=True)
 class CertificateInfo:
     """What declarations need of a certificate (kept between requests)."""
+
     id: int
     name: str
     levels: tuple[str, ...]
@@ -58,6 +59,7 @@ def certificate_info(session: Session, certificate_id: int) -> CertificateInfo |
 @dataclass
 class Window:
     """Whether a school may declare now, under which plan, and why not."""
+
     plan: DeclarationPlan | None
     open: bool
     message: str

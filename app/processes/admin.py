@@ -38,6 +38,7 @@ def require_analyst(user: User) -> None:
 @dataclass
 class ProcessOverview:
     """One process with the national version and each province's own version in force."""
+
     key: str
     national: ProcessVersion | None
     provincial: list[tuple[ProcessVersion, str]] = field(default_factory=list)
@@ -143,6 +144,7 @@ def revert_to_national(session: Session, user: User, process_key: str, province_
 @dataclass
 class MigrationLine:
     """What happened to one waiting instance."""
+
     instance_id: int
     subject: str
     migrated: bool
@@ -184,6 +186,7 @@ def migrate_waiting(session: Session, user: User, version_id: int) -> list[Migra
 @dataclass
 class InstanceView:
     """One instance for staff: its diagram, the path taken, what waits now, and its history."""
+
     instance: ProcessInstance
     version: ProcessVersion
     completed_ids: list[str]
@@ -215,6 +218,7 @@ def instance_view(session: Session, user: User, instance_id: int) -> InstanceVie
 @dataclass
 class InstanceRow:
     """An instance as the process pages list it, with its school's name."""
+
     instance: ProcessInstance
     school_name: str
 

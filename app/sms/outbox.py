@@ -37,6 +37,7 @@ RESENDERS = (ROLE_MINISTRY_ADMIN, ROLE_PROVINCE_ADMIN)
 @dataclass
 class MessageRow:
     """One message as the outbox page shows it."""
+
     id: int
     created_at: datetime
     sent_at: datetime | None
@@ -56,6 +57,7 @@ class MessageRow:
 @dataclass
 class OutboxPage:
     """A page of messages and where it sits in the whole list."""
+
     rows: list[MessageRow]
     total: int
     page: int

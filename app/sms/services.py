@@ -94,6 +94,7 @@ def masked(params: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class DeliveryResult:
     """What a provider said about one message."""
+
     ok: bool
     provider_message_id: str = ""
     error: str = ""
@@ -107,6 +108,7 @@ class DeliveryResult:
 
 class SmsBackend(Protocol):
     """A way to deliver a message."""
+
     name: str
     two_phase: bool  # the message leaves the machine: claim and commit before calling out
     can_lookup: bool  # the provider can say whether it has a message we sent earlier
@@ -120,6 +122,7 @@ class SmsBackend(Protocol):
 
 class OutboxBackend:
     """Keep messages in the database only; the outbox page and `flask sms outbox` show them."""
+
     name = "outbox"
     two_phase = False
     can_lookup = False
@@ -185,6 +188,7 @@ def delivery_ref(message: SmsMessage) -> str:
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how patiently a message is tried."""
+
     max_attempts: int = 3
     backoff: tuple[int, ...] = (30, 120, 600)
     sending_timeout: int = 300
@@ -211,6 +215,7 @@ class RetryPolicy:
 @dataclass
 class Step:
     """Where a message stands after a delivery step, and when to look at it again."""
+
     status: str
     attempts: int = 0
     wait: float | None = None  # seconds until the next attempt is due (None: nothing to schedule)
@@ -219,6 +224,7 @@ class Step:
 @dataclass
 class Claim:
     """A message a job holds for delivery (message None: nothing to do, see step)."""
+
     step: Step
     message: SmsMessage | None = None
     deadline: datetime | None = None
