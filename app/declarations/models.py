@@ -24,8 +24,9 @@ class Declaration(Base):
         Index("ix_declaration_plan_status", "plan_id", "status"),
         Index("ix_declaration_province_cert", "province_code", "certificate_id", "level"),
         Index("ix_declaration_province_city", "province_code", "city_code"),
+        # results and the announcement: a plan's approved declarations (every index is written at each change of
+        # status, so there is no other on the meaning)
         Index("ix_declaration_plan_meaning", "plan_id", "status_meaning"),
-        Index("ix_declaration_province_meaning", "province_code", "status_meaning"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,4 +1,4 @@
-"""declarations carry the meaning of their status: declaration.status_meaning and its indexes
+"""declarations carry the meaning of their status: declaration.status_meaning and its index by plan
 
 Revision ID: 0006
 Revises: 0005
@@ -36,10 +36,8 @@ def upgrade() -> None:
     conn.execute(decl.update().where(decl.c.status_meaning == "")
                  .values(status_meaning=sa.case((decl.c.locked.is_(True), "waiting"), else_="draft")))
     op.create_index("ix_declaration_plan_meaning", "declaration", ["plan_id", "status_meaning"])
-    op.create_index("ix_declaration_province_meaning", "declaration", ["province_code", "status_meaning"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_declaration_province_meaning", table_name="declaration")
     op.drop_index("ix_declaration_plan_meaning", table_name="declaration")
     op.drop_column("declaration", "status_meaning")
