@@ -133,6 +133,10 @@ class Browser:
         return urlparse(self.page.url).path if self.page is not None else "-"
 
     def _check(self, response: requests.Response, ok: tuple[int, ...] = (200,)) -> requests.Response:
+        # Production cookies are Secure (HTTPS ends at the proxy); the smoke talks plain HTTP to 127.0.0.1, so it
+        # keeps sending them as the browser behind the proxy would.
+        for cookie in self.http.cookies:
+            cookie.secure = False
         if response.status_code not in ok:
             text = re.sub(r"<[^>]+>", " ", response.text)
             raise SmokeFailure(f"{self.who}: {response.request.method} {response.url} -> {response.status_code}: "
