@@ -9,6 +9,7 @@ reviewer of its province (广东) approves (审核通过); the worker delivers t
 """
 from __future__ import annotations
 
+import http.cookiejar
 import re
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlparse
 
 import requests
@@ -94,6 +96,14 @@ class FormParser(HTMLParser):
             self._textarea = None
 
 
+class LocalSecureCookies(http.cookiejar.DefaultCookiePolicy):
+    """Send Secure cookies over plain HTTP: production cookies are Secure (HTTPS ends at the proxy), while the smoke
+    talks HTTP to 127.0.0.1 as the proxy would."""
+
+    def return_ok_secure(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return True
+
+
 class Browser:
     """A requests session that follows redirects and knows the page it is on."""
 
@@ -101,6 +111,7 @@ class Browser:
         self.base = base.rstrip("/")
         self.who = who
         self.http = requests.Session()
+        self.http.cookies.set_policy(LocalSecureCookies())
         self.page: requests.Response | None = None
 
     def get(self, path: str) -> requests.Response:
@@ -133,10 +144,6 @@ class Browser:
         return urlparse(self.page.url).path if self.page is not None else "-"
 
     def _check(self, response: requests.Response, ok: tuple[int, ...] = (200,)) -> requests.Response:
-        # Production cookies are Secure (HTTPS ends at the proxy); the smoke talks plain HTTP to 127.0.0.1, so it
-        # keeps sending them as the browser behind the proxy would.
-        for cookie in self.http.cookies:
-            cookie.secure = False
         if response.status_code not in ok:
             text = re.sub(r"<[^>]+>", " ", response.text)
             raise SmokeFailure(f"{self.who}: {response.request.method} {response.url} -> {response.status_code}: "
