@@ -9,7 +9,6 @@ reviewer of its province (广东) approves (审核通过); the worker delivers t
 """
 from __future__ import annotations
 
-import http.cookiejar
 import re
 import subprocess
 import sys
@@ -96,14 +95,6 @@ class FormParser(HTMLParser):
             self._textarea = None
 
 
-class LocalSecureCookies(http.cookiejar.DefaultCookiePolicy):
-    """Send Secure cookies over plain HTTP: production cookies are Secure (HTTPS ends at the proxy), while the smoke
-    talks HTTP to 127.0.0.1 as the proxy would."""
-
-    def return_ok_secure(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
-        return True
-
-
 class Browser:
     """A requests session that follows redirects and knows the page it is on."""
 
@@ -111,11 +102,10 @@ class Browser:
         self.base = base.rstrip("/")
         self.who = who
         self.http = requests.Session()
-        self.http.cookies.set_policy(LocalSecureCookies())
         self.page: requests.Response | None = None
 
     def get(self, path: str) -> requests.Response:
-        self.page = self._check(self.http.get(urljoin(self.base + "/", path.lstrip("/")), timeout=30))
+        self.page = self._check(self._send("GET", urljoin(self.base + "/", path.lstrip("/"))))
         return self.page
 
     def form_with(self, field_name: str) -> Form:
@@ -136,8 +126,24 @@ class Browser:
             raise SmokeFailure(f"{self.who}: the form on {self.path} has no csrf_token")
         assert self.page is not None
         url = urljoin(self.page.url, form.action) if form.action else self.page.url
-        self.page = self._check(self.http.post(url, data=data, timeout=30), ok)
+        self.page = self._check(self._send("POST", url, data=data), ok)
         return self.page
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """Send a request and follow its redirects, sending the stack's cookies along.
+
+        Production cookies are Secure (HTTPS ends at the proxy); the smoke talks plain HTTP to 127.0.0.1 as the proxy
+        would, so each cookie received is kept sendable over HTTP before the next request.
+        """
+        response = self.http.request(method, url, allow_redirects=False, timeout=30, **kwargs)
+        for _ in range(10):
+            for cookie in self.http.cookies:
+                cookie.secure = False
+            if not response.is_redirect:
+                break
+            response = self.http.get(urljoin(response.url, response.headers["location"]), allow_redirects=False,
+                                     timeout=30)
+        return response
 
     @property
     def path(self) -> str:
