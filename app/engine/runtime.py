@@ -496,20 +496,6 @@ class ProcessEngine:
         _, workflow = self.load(session, instance)
         return dict(workflow.last_task.data) if workflow.last_task is not None else dict(workflow.data)
 
-    def retime(self, session: Session, instance_id: int, task_name: str, at: datetime) -> bool:
-        """Move a waiting timer to a new time (a deadline extension); return False if it is not waiting."""
-        instance = self.lock(session, instance_id)
-        if instance.completed:
-            return False
-        parsed, workflow = self.load(session, instance)
-        waiting = [t for t in workflow.get_tasks(state=TaskState.WAITING) if t.task_spec.name == task_name]
-        if not waiting:
-            return False
-        for task in waiting:
-            task._set_internal_data(event_value=at.isoformat())
-        self._save(session, instance, parsed, workflow, actor_id=None)
-        return True
-
     def update_waiting(self, session: Session, instance_id: int, data: Mapping[str, Any]) -> bool:
         """Replace values of an instance's data (so later steps see them): its shared data, and the live tasks' own
         copies of these names; then recompute the waiting date timers from the new data (a deadline moved moves
