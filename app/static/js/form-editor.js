@@ -252,7 +252,12 @@
     editorNode.appendChild(list);
     var actions = node("div", "actions");
     actions.appendChild(button("添加字段", function () { addField(schema); }));
-    if (!usage[current]) actions.appendChild(button("删除表单", function () {
+    actions.appendChild(button("删除表单", function () {
+      readUsage();
+      if (usage[current]) {
+        say("表单 " + current + " 正由这些任务使用，不能删除：" + usage[current].join("、") + "。请先在图中为它们改选表单", "error");
+        return;
+      }
       delete forms[current];
       say("已删除表单 " + current, "info");
       current = null;
