@@ -230,3 +230,25 @@ def test_the_preview_renders_the_draft_form_as_the_task_page_does_and_checks_a_t
 def test_field_names_the_pages_or_expressions_need_are_refused(field_name: str) -> None:
     form = {"type": "object", "properties": {field_name: {"type": "string", "title": "名"}}}
     assert schema_problems(form) and schema_problems(form)[0].startswith(f"字段 {field_name}：")
+
+
+def test_process_deploy_reads_the_forms_folder_next_to_the_diagram_through_the_same_checks(app, tmp_path) -> None:
+    with_demo(app)
+    (tmp_path / "forms").mkdir()
+    diagram = tmp_path / "declaration.bpmn"
+    diagram.write_text(_diagram(approve_when="decision == 'approve' and score >= 60"), encoding="utf-8")
+    runner = app.test_cli_runner()
+    missing = runner.invoke(args=["process", "deploy", str(diagram), "--province", "440000"])
+    assert missing.exit_code == 1 and f"表单文件 {REVIEW_FORM} 不存在" in missing.output
+    mislabelled = copy.deepcopy(PROVINCE_REVIEW)
+    del mislabelled["properties"]["decision"]["x-enum-labels"]["reject"]
+    (tmp_path / "forms" / REVIEW_FORM).write_text(json.dumps(mislabelled, ensure_ascii=False), encoding="utf-8")
+    refused = runner.invoke(args=["process", "deploy", str(diagram), "--province", "440000"])
+    assert refused.exit_code == 1 and "x-enum-labels 缺少这些可选值的显示文字：reject" in refused.output
+    (tmp_path / "forms" / REVIEW_FORM).write_text(json.dumps(PROVINCE_REVIEW, ensure_ascii=False), encoding="utf-8")
+    published = runner.invoke(args=["process", "deploy", str(diagram), "--province", "440000"])
+    assert published.exit_code == 0, published.output
+    with app.app_context():
+        version = db.session.scalars(select(ProcessVersion).where(
+            ProcessVersion.province_code == "440000", ProcessVersion.active.is_(True))).one()
+        assert version.forms[REVIEW_FORM] == PROVINCE_REVIEW

@@ -74,18 +74,18 @@ def field_problems(name: str, prop: Any) -> list[str]:
         return ["字段的定义必须是 JSON 对象"]
     problems: list[str] = []
     kind = prop.get("type", "string")
-    if kind not in TYPES:
+    if not isinstance(kind, str) or kind not in TYPES:
         return [f"类型 {kind!r} 不受支持（可用：{'、'.join(f'{k}（{v}）' for k, v in TYPES.items())}）"]
     if not str(prop.get("title") or "").strip():
         problems.append("缺少标题（title）：标题是学校和工作人员看到的字段名称")
     widget = prop.get("x-widget")
-    if widget is not None and widget not in WIDGETS:
+    if widget is not None and (not isinstance(widget, str) or widget not in WIDGETS):
         problems.append(f"控件 x-widget {widget!r} 不受支持（可用：{'、'.join(WIDGETS)}）")
     elif widget is not None and kind not in WIDGETS[widget]:
         problems.append(f"控件 {widget} 不能用于{TYPES[kind]}类型的字段")
     if prop.get("format") == "date" and kind != "string":
         problems.append("日期（format: date）只能用于 string 类型")
-    if "x-options" in prop and prop["x-options"] not in OPTION_LISTS:
+    if "x-options" in prop and (not isinstance(prop["x-options"], str) or prop["x-options"] not in OPTION_LISTS):
         problems.append(f"选项列表 x-options {prop['x-options']!r} 不存在（可用：" +
                         "、".join(f"{k}（{v}）" for k, v in OPTION_LISTS.items()) + "）")
     values = _choices(prop)
