@@ -116,7 +116,8 @@ def test_an_analyst_adds_a_form_with_a_new_field_and_the_new_step_shows_it_on_th
     # 校验 with the forms, then publish them with the diagram for 广东省.
     analyst.get_by_role("button", name="校验", exact=True).click()
     expect(analyst.get_by_role("heading", name="校验通过")).to_be_visible()
-    expect(forms.locator('[data-form="city-review.json"]')).to_be_visible()  # the draft's forms came back
+    expect(forms.locator('#xp-forms-list [data-form="city-review.json"]')).to_be_visible()  # the draft's forms came back
+    expect(analyst.locator("#xp-form-preview-body")).to_have_attribute("data-previewing", "city-review.json")
     field(analyst, "发布说明").fill("广东省市级初审使用自己的表单，记录实地考察日期")
     analyst.get_by_role("button", name="发布到广东省").click()
     expect(analyst.get_by_text("已发布证书试点申报流程版本")).to_be_visible()

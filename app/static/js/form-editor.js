@@ -434,7 +434,7 @@
       // The fragment is the server's own template output, escaped there, with no scripts (the CSP allows none).
       previewBody.innerHTML = html;
       previewBody.setAttribute("aria-busy", "false");
-      previewBody.setAttribute("data-form", current);
+      previewBody.setAttribute("data-previewing", current);
     }).catch(function (err) {
       previewBody.setAttribute("aria-busy", "false");
       previewBody.textContent = "预览失败：" + (err && err.message || err);
