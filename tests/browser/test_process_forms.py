@@ -33,6 +33,7 @@ from tests.browser.test_analyst import (
 expect = pytest.importorskip("playwright.sync_api").expect
 
 pytestmark = pytest.mark.browser
+PREVIEW = 20_000  # ms: the preview is a request to the server, slow on a busy machine
 
 
 def add_field(forms: Any, name: str, title: str, kind: str) -> Any:
@@ -86,18 +87,18 @@ def test_an_analyst_adds_a_form_with_a_new_field_and_the_new_step_shows_it_on_th
 
     # The preview is the server's rendering: the labels of the choices, a date input, the checks of a submission.
     preview = analyst.locator("#xp-form-preview-body")
-    expect(preview.locator("h4")).to_have_text("市级初审")
-    expect(field(preview, "实地考察日期")).to_have_attribute("type", "date")
-    expect(preview.get_by_label("初审通过")).to_be_visible()
-    expect(preview.get_by_text("到校实地考察的日期")).to_be_visible()
-    expect(field(preview, "初审意见")).to_have_attribute("maxlength", "500")
+    expect(preview.locator("h4")).to_have_text("市级初审", timeout=PREVIEW)
+    expect(field(preview, "实地考察日期")).to_have_attribute("type", "date", timeout=PREVIEW)
+    expect(preview.get_by_label("初审通过")).to_be_visible(timeout=PREVIEW)
+    expect(preview.get_by_text("到校实地考察的日期")).to_be_visible(timeout=PREVIEW)
+    expect(field(preview, "初审意见")).to_have_attribute("maxlength", "500", timeout=PREVIEW)
     preview.get_by_label("初审通过").check()
     analyst.get_by_role("button", name="试填提交").click()
-    expect(preview.locator(".field .error")).to_have_text(["实地考察日期：必填"])
+    expect(preview.locator(".field .error")).to_have_text(["实地考察日期：必填"], timeout=PREVIEW)
     expect(preview.locator(".flash.error")).to_have_text("提交的信息有 1 处需要修改，请查看标红的字段。")
     field(preview, "实地考察日期").fill("2026-09-15")
     analyst.get_by_role("button", name="试填提交").click()
-    expect(preview.locator("#xp-form-try-ok")).to_be_visible()
+    expect(preview.locator("#xp-form-try-ok")).to_be_visible(timeout=PREVIEW)
     forms.locator("summary").click()
     schema = json.loads(analyst.locator("#xp-form-json").input_value())
     assert schema["required"] == ["decision", "visit_date"]
@@ -117,7 +118,8 @@ def test_an_analyst_adds_a_form_with_a_new_field_and_the_new_step_shows_it_on_th
     analyst.get_by_role("button", name="校验", exact=True).click()
     expect(analyst.get_by_role("heading", name="校验通过")).to_be_visible()
     expect(forms.locator('#xp-forms-list [data-form="city-review.json"]')).to_be_visible()  # the draft's forms came back
-    expect(analyst.locator("#xp-form-preview-body")).to_have_attribute("data-previewing", "city-review.json")
+    expect(analyst.locator("#xp-form-preview-body")).to_have_attribute("data-previewing", "city-review.json",
+                                                                         timeout=PREVIEW)
     field(analyst, "发布说明").fill("广东省市级初审使用自己的表单，记录实地考察日期")
     analyst.get_by_role("button", name="发布到广东省").click()
     expect(analyst.get_by_text("已发布证书试点申报流程版本")).to_be_visible()

@@ -412,6 +412,7 @@
   // ---- the preview, rendered by the server
 
   var timer = null;
+  var asked = 0;  // the newest preview request: an older answer arriving late is dropped
 
   function schedulePreview() {
     clearTimeout(timer);
@@ -424,6 +425,7 @@
     body.set("form_schema", JSON.stringify(forms[current]));
     body.set("form_try", tried ? "1" : "0");
     previewBody.setAttribute("aria-busy", "true");
+    var mine = ++asked;
     fetch(config.previewUrl, {
       method: "POST", body: body, credentials: "same-origin",
       headers: { "X-CSRFToken": csrfNode ? csrfNode.value : "" }
@@ -431,11 +433,13 @@
       if (!response.ok) throw new Error("HTTP " + response.status);
       return response.text();
     }).then(function (html) {
+      if (mine !== asked) return;
       // The fragment is the server's own template output, escaped there, with no scripts (the CSP allows none).
       previewBody.innerHTML = html;
       previewBody.setAttribute("aria-busy", "false");
       previewBody.setAttribute("data-previewing", current);
     }).catch(function (err) {
+      if (mine !== asked) return;
       previewBody.setAttribute("aria-busy", "false");
       previewBody.textContent = "预览失败：" + (err && err.message || err);
     });
