@@ -25,7 +25,7 @@ from app.engine.expressions import FUNCTIONS, ExpressionError, compile_expressio
 from app.engine.script_engine import SAFE_ENGINE
 from app.engine.service_task import DeferredServiceTask
 from app.engine.specs import BPMN_NS, SPIFF_NS, ParsedProcess, Problem, safe_xml
-from app.engine.versions import run_to_wait
+from app.engine.versions import run_to_wait, sample_value
 
 MAX_WALKS = 60
 MAX_ACTIONS = 25
@@ -114,24 +114,91 @@ def unknown_variables(parsed: ParsedProcess, given: Mapping[str, str]) -> list[P
     return problems
 
 
+def fields_read_before_filled(parsed: ParsedProcess, given: Mapping[str, str]) -> list[Problem]:
+    """Return a problem for each expression reading a form field that is not filled on every path to it.
+
+    A form field is in the data once its task is done, and only if it was required there (a field left empty is not
+    posted) or is a yes/no box: an expression reading it anywhere else fails at run time for that instance.
+    """
+    forms = {task: (parsed.forms.get(info.get("form") or "") or {}) for task, info in parsed.task_info.items()
+             if info.get("form")}
+    filled = {task: {name for name in (schema.get("properties") or {}) if _always_filled(schema, name)}
+              for task, schema in forms.items()}
+    everywhere = set(given) | result_variables(parsed) | set(FUNCTIONS)
+    any_form = form_fields(parsed)
+    known = _filled_on_arrival(safe_xml(parsed.xml), filled)
+    problems = []
+    for s in expression_sites(parsed.xml):
+        try:
+            read = sorted((names_read(s.source) - everywhere) & any_form)
+        except ExpressionError:
+            continue
+        for name in read:
+            if name in known.get(s.element_id, set()):
+                continue
+            tasks = [t for t, schema in forms.items() if name in (schema.get("properties") or {})]
+            where = "、".join(f"{parsed.task_info[t]['title']}（{parsed.task_info[t]['form']}）" for t in tasks)
+            if not any(name in filled[t] for t in tasks):
+                message = f"它在表单 {where} 中不是必填：留空时流程无法读取它，请把它设为必填"
+            else:
+                message = f"但流程走到这里时不一定已填写它（填写它的是：{where}）"
+            problems.append(Problem(f"{s.kind}表达式 {s.source} 读取表单字段 {name}，{message}",
+                                    s.element_id, s.element_name, s.line))
+    return problems
+
+
+def _always_filled(schema: Mapping[str, Any], name: str) -> bool:
+    prop = (schema.get("properties") or {}).get(name) or {}
+    return name in (schema.get("required") or []) or prop.get("type") == "boolean"
+
+
+def _filled_on_arrival(root: etree._Element, filled: Mapping[str, set[str]]) -> dict[str, set[str]]:
+    """Return, for each element, the form fields filled on every path from the start to it (a forward data-flow
+    fixpoint: a join takes what all its incoming paths filled, a parallel join what any of them did)."""
+    incoming: dict[str, list[str]] = {}
+    for flow in root.iter(f"{{{BPMN_NS}}}sequenceFlow"):
+        flow_id = flow.get("id", "")
+        incoming.setdefault(flow.get("targetRef", ""), []).append(flow_id)
+        incoming[flow_id] = [flow.get("sourceRef", "")]
+    fills = {task: set(fields) for task, fields in filled.items()}
+    anything = set().union(*filled.values()) if filled else set()
+    lenient: set[str] = set()  # event sub-processes start while any task waits
+    for sub in root.iter(f"{{{BPMN_NS}}}subProcess"):
+        sub_id = sub.get("id", "")
+        inner = {el.get("id", "") for el in sub.iter() if el.get("id")}
+        fills[sub_id] = set().union(*(filled.get(i, set()) for i in inner))
+        for start in sub.findall(f"{{{BPMN_NS}}}startEvent"):
+            if sub.get("triggeredByEvent") == "true":
+                lenient.add(start.get("id", ""))
+            else:
+                incoming[start.get("id", "")] = list(incoming.get(sub_id, []))
+    for event in root.iter(f"{{{BPMN_NS}}}boundaryEvent"):
+        # Fires while its task waits: what was filled on arrival at the task, not the task's own form.
+        incoming[event.get("id", "")] = list(incoming.get(event.get("attachedToRef", ""), []))
+    joins = {el.get("id", "") for el in root.iter(f"{{{BPMN_NS}}}parallelGateway")}
+    elements = [el.get("id", "") for el in root.iter() if el.get("id")]
+    arrived = {e: set(anything) for e in elements}
+    left = {e: set(anything) for e in elements}
+    changed = True
+    while changed:
+        changed = False
+        for e in elements:
+            before = [left[p] for p in incoming.get(e, []) if p in left]
+            if e in lenient:
+                now = set(anything)
+            elif not before:
+                now = set()
+            elif e in joins:
+                now = set().union(*before)
+            else:
+                now = set.intersection(*before)
+            out = now | fills.get(e, set())
+            if now != arrived[e] or out != left[e]:
+                arrived[e], left[e], changed = now, out, True
+    return arrived  # a flow's own entry is what its source left: a condition on it sees its source's form
+
+
 # -- generated dry runs ---------------------------------------------------------------------------------
-
-def sample_value(prop: Mapping[str, Any]) -> Any:
-    """Return a plausible value for a form field from its schema."""
-    if "enum" in prop:
-        return prop["enum"][0]
-    kind = prop.get("type")
-    if kind == "integer":
-        return int(prop.get("minimum", 1))
-    if kind == "number":
-        return float(prop.get("minimum", 1))
-    if kind == "boolean":
-        return True
-    if kind == "array":
-        item = prop.get("items") or {}
-        return [sample_value(item)] if item else []
-    return "试运行" * max(1, -(-int(prop.get("minLength", 0)) // 3))
-
 
 def _choices(schema: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Return one set of values per choice of the form's choice fields (each enum value once), samples elsewhere."""

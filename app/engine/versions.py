@@ -143,12 +143,36 @@ def dry_run(parsed: ParsedProcess, start_data: Mapping[str, Any], steps: Iterabl
             results.append(DryRunStep(f"{lane}：{dict(data)}", [], _status(parsed, workflow), [],
                                       f"此时没有等待“{lane}”处理的任务"))
             break
-        ready[0].data.update(copy.deepcopy(dict(data)))
+        # A scenario names the choices that matter; the form's other required fields get plausible values.
+        schema = parsed.forms.get(parsed.task_info.get(ready[0].task_spec.name, {}).get("form") or "") or {}
+        props = schema.get("properties") or {}
+        filled = {n: sample_value(props[n]) for n in schema.get("required") or []
+                  if n in props and n not in data and n not in ready[0].data}
+        ready[0].data.update(copy.deepcopy({**filled, **dict(data)}))
         ready[0].run()
         advance(f"{lane}：{_describe(data)}")
         if results[-1].error:
             break
     return results
+
+
+def sample_value(prop: Mapping[str, Any]) -> Any:
+    """Return a plausible value for a form field from its schema."""
+    if "enum" in prop:
+        return prop["enum"][0]
+    kind = prop.get("type")
+    if kind == "integer":
+        return int(prop.get("minimum", 1))
+    if kind == "number":
+        return float(prop.get("minimum", 1))
+    if kind == "boolean":
+        return True
+    if prop.get("format") == "date":
+        return "2026-09-01"
+    if kind == "array":
+        item = prop.get("items") or {}
+        return [sample_value(item)] if item else []
+    return "试运行" * max(1, -(-int(prop.get("minLength", 0)) // 3))
 
 
 def _describe(data: Mapping[str, Any]) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cached_property
 from typing import Any
 
@@ -16,7 +17,7 @@ class Field:
     name: str
     title: str
     kind: str  # string / integer / number / array / boolean
-    widget: str  # text / textarea / select / multiselect / radio / number
+    widget: str  # text / textarea / select / multiselect / radio / number / date / checkbox
     required: bool
     description: str = ""
     options: list[tuple[str, str]] = field(default_factory=list)
@@ -56,7 +57,7 @@ def build_form(schema: Mapping[str, Any], options: Mapping[str, list[tuple[str, 
     resolved["properties"] = dict(schema.get("properties", {}))
     for name, prop in schema.get("properties", {}).items():
         kind = prop.get("type", "string")
-        widget = prop.get("x-widget") or ("number" if kind in ("integer", "number") else "text")
+        widget = prop.get("x-widget") or _default_widget(kind, prop)
         opts: list[tuple[str, str]] = []
         if "x-options" in prop:
             opts = list(options.get(prop["x-options"], []))
@@ -79,6 +80,14 @@ def build_form(schema: Mapping[str, Any], options: Mapping[str, list[tuple[str, 
     return FormSpec(resolved, fields)
 
 
+def _default_widget(kind: str, prop: Mapping[str, Any]) -> str:
+    if kind in ("integer", "number"):
+        return "number"
+    if kind == "boolean":
+        return "checkbox"
+    return "date" if prop.get("format") == "date" else "text"
+
+
 def parse_submission(form: FormSpec, posted: Any) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
     """Convert posted text to typed values; return (values, field errors, what the user typed)."""
     values: dict[str, Any] = {}
@@ -92,6 +101,9 @@ def parse_submission(form: FormSpec, posted: Any) -> tuple[dict[str, Any], dict[
             continue
         raw = (posted.get(f.name) or "").strip()
         typed[f.name] = raw
+        if f.kind == "boolean":  # an unticked box is not posted: it means no
+            values[f.name] = raw in ("1", "true", "on", "yes")
+            continue
         if raw == "":
             continue
         if f.kind == "integer":
@@ -104,8 +116,11 @@ def parse_submission(form: FormSpec, posted: Any) -> tuple[dict[str, Any], dict[
                 values[f.name] = float(raw)
             except ValueError:
                 errors[f.name] = f"{f.title}：请输入数字"
-        elif f.kind == "boolean":
-            values[f.name] = raw in ("1", "true", "on", "yes")
+        elif f.widget == "date":
+            try:
+                values[f.name] = date.fromisoformat(raw).isoformat()
+            except ValueError:
+                errors[f.name] = f"{f.title}：请输入日期（年-月-日，如 2026-09-01）"
         else:
             values[f.name] = raw
     for name, message in validate(form, values).items():

@@ -4,7 +4,10 @@ A diagram is published (from the editor, `process deploy`, or as a shipped natio
 - it is one of the processes the app runs, and its process id says so;
 - it parses under the strict checks (statuses declared and every status expression within them; only elements
   someone or something can complete; user tasks in a role's lane with a form; known service operations);
-- every expression reads only data its instances hold (PROCESS_DATA, its forms' fields, service results);
+- its forms are within what the app's renderer shows (app.forms.checks: field types, widgets, enum values and their
+  `x-enum-labels`), and the forms the app itself reads keep the fields it reads;
+- every expression reads only data its instances hold (PROCESS_DATA, its forms' fields, service results), and a
+  form field only after a task that fills it for certain (required there);
 - generated walks through every choice of its forms and every timer, and the saved scenarios, run without error.
 """
 from __future__ import annotations
@@ -12,10 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from app.engine.checks import explore, sample_times, unknown_variables
+from app.declarations.school_info import FIELDS as SCHOOL_INFO_FIELDS
+from app.declarations.school_info import FORM_NAME as SCHOOL_INFO_FORM
+from app.declarations.services import DECLARATION_FORM, FORM_COLUMNS
+from app.engine.checks import explore, fields_read_before_filled, sample_times, unknown_variables
 from app.engine.runtime import ProcessEngine
 from app.engine.specs import InvalidProcess, ParsedProcess, Problem
 from app.engine.versions import DryRunStep, dry_run
+from app.forms.checks import form_name_problem, schema_problems
 from app.plans.services import PLAN_DATA_FIELDS
 
 # What the app gives each process's instances at start (name -> what it holds); expressions may read these.
@@ -27,6 +34,9 @@ PROCESS_DATA: dict[str, dict[str, str]] = {
     "registration": {"phone": "注册手机号", "message_ref": "账号短信编号", "school_name": "院校名称"},
 }
 PROCESS_NAMES = {"declaration": "证书试点申报", "plan": "申报计划", "registration": "院校注册"}
+# Forms the app reads by name, with the fields it stores from them: a version may reword them, not drop these.
+APP_FORMS: dict[str, tuple[str, ...]] = {DECLARATION_FORM: tuple(sorted(FORM_COLUMNS)),
+                                         SCHOOL_INFO_FORM: SCHOOL_INFO_FIELDS, "review-form.json": ("decision",)}
 
 # Plausible data for dry runs (the plan's times are set around the moment of the run).
 SAMPLE_DATA: dict[str, dict[str, Any]] = {
@@ -67,7 +77,9 @@ def checked(engine: ProcessEngine, process_key: str, xml: str, forms: Mapping[st
         raise InvalidProcess([Problem(f"流程 id 应为 {process_key}，图中为 {parsed.process_id}")])
     if _PASSED.get((process_key, parsed.content_hash)):
         return parsed
-    problems = unknown_variables(parsed, PROCESS_DATA[process_key])
+    problems = form_problems(parsed) + unknown_variables(parsed, PROCESS_DATA[process_key])
+    if not problems:
+        problems = fields_read_before_filled(parsed, PROCESS_DATA[process_key])
     if not problems:  # a walk would only fail on the unknown names again
         problems = dry_run_problems(parsed, process_key)
     if problems:
@@ -75,6 +87,25 @@ def checked(engine: ProcessEngine, process_key: str, xml: str, forms: Mapping[st
     if len(_PASSED) < 1000:
         _PASSED[(process_key, parsed.content_hash)] = True
     return parsed
+
+
+def form_problems(parsed: ParsedProcess) -> list[Problem]:
+    """Return a problem for each form of the version the app cannot show or read, at the tasks that use it."""
+    users: dict[str, list[tuple[str, str]]] = {}
+    for task, info in parsed.task_info.items():
+        if info.get("form"):
+            users.setdefault(str(info["form"]), []).append((task, str(info.get("title") or task)))
+    problems = []
+    for name, schema in sorted(parsed.forms.items()):
+        found = [p for p in [form_name_problem(name)] if p] + [f"表单 {name}：{p}" for p in schema_problems(schema)]
+        kept = (schema.get("properties") or {}) if isinstance(schema, Mapping) else {}
+        dropped = [f for f in APP_FORMS.get(name, ()) if f not in kept]
+        if dropped:
+            found.append(f"表单 {name}：系统按字段名读取这些字段，不能删除或改名：{', '.join(dropped)}")
+        for message in found:
+            problems.extend([Problem(message, task, title) for task, title in users.get(name, [])]
+                            or [Problem(message)])
+    return problems
 
 
 def dry_run_problems(parsed: ParsedProcess, process_key: str) -> list[Problem]:

@@ -1,7 +1,8 @@
 """Process pages for analysts: versions in force, diagrams, the editor, validation, publishing, instances, incidents."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
@@ -18,6 +19,7 @@ from app.engine.specs import MAX_BPMN_BYTES, InvalidProcess, Problem
 from app.engine.versions import DryRunStep, VersionDiff
 from app.engine.vocabulary import MEANINGS
 from app.extensions import csrf, db
+from app.forms.preview import preview
 from app.handlers.registry import HANDLERS
 from app.processes import admin as process_admin
 from app.processes import publish_gate
@@ -34,6 +36,7 @@ DRY_RUN_PROCESSES = publish_gate.SCENARIO_PROCESSES
 # A request may carry an uploaded file and the modeler's copy of the diagram, each up to the validator's limit.
 REQUEST_LIMIT = 2 * MAX_BPMN_BYTES + 256 * 1024
 FIELD_LIMIT = MAX_BPMN_BYTES + 64 * 1024
+MAX_FORMS = 60
 
 
 def analyst_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -130,6 +133,22 @@ def _read_draft() -> Draft:
     return Draft(typed, typed)
 
 
+def _read_forms(base: ProcessVersion, form: Any) -> tuple[dict[str, Any], list[Problem]]:
+    """Return the forms posted with the draft (file name -> schema); the base version's if none were posted."""
+    text = form.get("forms_json", "")
+    if not text.strip():
+        return dict(base.forms), []
+    try:
+        forms = json.loads(text)
+    except ValueError:
+        return dict(base.forms), [Problem("没有读到编辑器中的表单（数据不是合法的 JSON）：请刷新页面后重试，未做任何修改")]
+    if not isinstance(forms, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in forms.items()):
+        return dict(base.forms), [Problem("表单数据的格式不对：应为“文件名 → JSON Schema 对象”，未做任何修改")]
+    if len(forms) > MAX_FORMS:
+        return dict(base.forms), [Problem(f"表单过多（{len(forms)} 个）：一个版本最多 {MAX_FORMS} 个表单")]
+    return forms, []
+
+
 # -- the editor -----------------------------------------------------------------------------------
 
 @dataclass
@@ -175,7 +194,7 @@ def _openable(xml: str | None) -> str | None:
 
 def _editor(key: str, base: ProcessVersion, *, shown_xml: str | None, scope: str | None, scenario: str,
             check: CheckResult | None = None, note: str = "", errors: dict[str, str] | None = None,
-            status: int = 200) -> Response:
+            forms: Mapping[str, Any] | None = None, status: int = 200) -> Response:
     session = db.session()
     shown_xml = _openable(shown_xml)
     names = _province_names()
@@ -186,7 +205,9 @@ def _editor(key: str, base: ProcessVersion, *, shown_xml: str | None, scope: str
         "xml": shown_xml or base.bpmn_xml,
         "fallbackXml": base.bpmn_xml,
         "moddleUrl": url_for("static", filename="js/spiffworkflow-moddle.json"),
-        "forms": sorted(base.forms),
+        "forms": sorted(forms if forms is not None else base.forms),
+        "formSchemas": dict(forms if forms is not None else base.forms),
+        "previewUrl": url_for("processes.form_preview"),
         "operations": {name: {"required": list(h.required), "optional": list(h.optional), "description": h.description}
                        for name, h in sorted(HANDLERS.items())},
         "roles": lane_roles,
@@ -197,7 +218,8 @@ def _editor(key: str, base: ProcessVersion, *, shown_xml: str | None, scope: str
     html = render_template("processes/editor.html", key=key, name=_process_name(key), base=base, diagram=config,
                            provinces=names, scope=scope, scenario=scenario,
                            scenarios=process_admin.SCENARIOS if key in DRY_RUN_PROCESSES else {},
-                           check=check, note=note, errors=errors or {}, max_size=_size(MAX_BPMN_BYTES))
+                           check=check, note=note, errors=errors or {}, max_size=_size(MAX_BPMN_BYTES),
+                           forms_json=json.dumps(config["formSchemas"], ensure_ascii=False))
     return make_response(html, status)
 
 
@@ -227,11 +249,12 @@ def check(key: str) -> Response:
     scenario = form.get("scenario", "")
     if scenario not in process_admin.SCENARIOS:
         scenario = next(iter(process_admin.SCENARIOS))
-    result = CheckResult(list(draft.problems))
-    if draft.xml is not None and not draft.problems:
+    forms, unreadable = _read_forms(base, form)
+    result = CheckResult(list(draft.problems) + unreadable)
+    if draft.xml is not None and not result.problems:
         session = db.session()
         try:
-            parsed = process_admin.validate(session, key, draft.xml, base.forms)
+            parsed = process_admin.validate(session, key, draft.xml, forms)
         except InvalidProcess as exc:
             result.problems = list(exc.problems)
         else:
@@ -241,7 +264,7 @@ def check(key: str) -> Response:
             if key in DRY_RUN_PROCESSES:
                 result.steps = process_admin.run_scenario(parsed, scenario)
                 result.scenario_label = process_admin.SCENARIOS[scenario][0]
-    return _editor(key, base, shown_xml=draft.shown_xml, scope=scope, scenario=scenario, check=result,
+    return _editor(key, base, shown_xml=draft.shown_xml, scope=scope, scenario=scenario, check=result, forms=forms,
                    status=200 if result.valid else 422)
 
 
@@ -261,19 +284,32 @@ def publish(key: str) -> Response:
         return _editor(key, base, shown_xml=None, scope=scope, scenario=scenario,
                        check=CheckResult([refused]), status=422)
     xml, note = request.form.get("xml", ""), request.form.get("note", "").strip()
+    forms, unreadable = _read_forms(base, request.form)
+    if unreadable:
+        return _editor(key, base, shown_xml=xml or None, scope=scope, scenario=scenario,
+                       check=CheckResult(unreadable), status=422)
     if not note:
         return _editor(key, base, shown_xml=xml or None, scope=scope, scenario=scenario,
                        check=CheckResult([], xml=xml), errors={"note": "发布说明：请说明这次修改了什么、为什么"},
-                       status=422)
+                       forms=forms, status=422)
     try:
-        version = process_admin.publish(db.session(), acting_user(), key, xml, base.forms, scope, note[:500])
+        version = process_admin.publish(db.session(), acting_user(), key, xml, forms, scope, note[:500])
     except InvalidProcess as exc:
         return _editor(key, base, shown_xml=xml or None, scope=scope, scenario=scenario,
-                       check=CheckResult(list(exc.problems)), status=422)
+                       check=CheckResult(list(exc.problems)), forms=forms, status=422)
     where = names.get(scope, scope) if scope else "全国"
     flash(f"已发布{name}流程版本 #{version.id}（{where}）：新建的流程实例使用此版本，已在办理中的仍按原版本完成。"
           f"如需让等待中的实例改用此版本，请点击“迁移等待中的实例”。", "success")
     return redirect(url_for("processes.version", version_id=version.id))
+
+
+@bp.post("/forms/preview")
+@analyst_required
+def form_preview() -> str:
+    """The form editor's live preview: the draft form rendered as schools and staff see it; with 试填, checked."""
+    tried = request.form.get("form_try") == "1"
+    return render_template("processes/_form_preview.html",
+                           preview=preview(request.form.get("form_schema", ""), request.form if tried else None))
 
 
 # -- lists and diagrams ---------------------------------------------------------------------------

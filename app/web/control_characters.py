@@ -30,7 +30,7 @@ FIELD_LABELS = {
     "to": "提交日期（止）", "sort": "排序", "per_page": "每页条数", "page": "页码", "registered": "注册情况",
     "ids": "选中的申报", "action": "操作", "back": "返回位置", "decision": "审核结论", "comment": "审核意见",
     "xml": "流程图", "scenario": "试运行场景", "base_version_id": "版本", "version": "版本", "kind": "类型",
-    "csrf_token": "表单令牌", "key": "流程",
+    "csrf_token": "表单令牌", "key": "流程", "forms_json": "表单", "form_schema": "表单定义",
 }
 
 View = TypeVar("View", bound=Callable[..., Any])

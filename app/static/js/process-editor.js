@@ -366,10 +366,10 @@
       if (element.type === "bpmn:Participant" && bo.processRef) renderStatuses(element, bo.processRef);
 
       if (element.type === "bpmn:UserTask") {
-        var forms = (config.forms || []).map(function (f) { return [f, f]; });
+        var forms = formNames().map(function (f) { return [f, f]; });
         panel.appendChild(field("表单文件", selectInput("form", [["", "请选择"]].concat(forms),
           propertyValue(bo, "formJsonSchemaFilename"), function (v) { setProperty(element, "formJsonSchemaFilename", v); }),
-          "办理此任务时填写的表单（本版本自带的表单）"));
+          "办理此任务时填写的表单（本版本的表单；在下方“表单”中新建或修改）"));
       }
       if (element.type === "bpmn:UserTask" || element.type === "bpmn:ServiceTask") {
         panel.appendChild(field("状态表达式", textInput("status", propertyValue(bo, "status"), function (v) {
@@ -526,6 +526,16 @@
       }
     }
 
+    // The draft's forms live in the check form's #xp-forms field, kept by form-editor.js.
+    function formNames() {
+      var store = document.getElementById("xp-forms");
+      try {
+        return Object.keys(store ? JSON.parse(store.value || "{}") : {}).sort();
+      } catch (err) {
+        return (config.forms || []).slice();
+      }
+    }
+
     // ---- toolbar, dirty state, problems, check and publish forms
 
     var undo = document.getElementById("xp-undo");
@@ -534,8 +544,10 @@
     var publishButton = document.getElementById("xp-publish");
     var staleNote = document.getElementById("xp-stale");
 
+    var formsChanged = false;
+
     function refreshState() {
-      var changed = commandStack.canUndo();
+      var changed = commandStack.canUndo() || formsChanged;
       if (undo) undo.disabled = !commandStack.canUndo();
       if (redo) redo.disabled = !commandStack.canRedo();
       if (dirtyNote) dirtyNote.textContent = changed ? "有尚未校验的修改" : "";
@@ -546,7 +558,16 @@
     if (undo) undo.addEventListener("click", function () { commandStack.undo(); });
     if (redo) redo.addEventListener("click", function () { commandStack.redo(); });
     eventBus.on("selection.changed", renderPanel);
-    eventBus.on("commandStack.changed", function () { renderPanel(); refreshState(); });
+    eventBus.on("commandStack.changed", function () {
+      renderPanel();
+      refreshState();
+      document.dispatchEvent(new CustomEvent("xp-diagram-changed"));
+    });
+    document.addEventListener("xp-forms-changed", function () {
+      formsChanged = true;
+      renderPanel();
+      refreshState();
+    });
 
     var exportButton = document.getElementById("xp-export");
     if (exportButton) exportButton.addEventListener("click", async function () {
@@ -587,5 +608,6 @@
     renderPanel();
     refreshState();
     container.setAttribute("data-ready", "true");
+    document.dispatchEvent(new CustomEvent("xp-diagram-changed"));
   }
 })();
