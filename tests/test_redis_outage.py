@@ -220,6 +220,25 @@ def test_registration_without_redis_is_answered_and_its_text_is_sent_when_redis_
         assert [m.status for m in texts] == ["sent"]
 
 
+def test_while_the_database_is_away_a_signed_in_page_answers_the_busy_page_not_a_bare_500(
+        outage_app: Flask, tmp_path: Path) -> None:
+    """Seen in the chaos run while PostgreSQL restarted: the error page itself needs the signed-in user."""
+    school = _client(outage_app, "zjxx_weekly")
+    url = outage_app.config["XPILOT"].database_url
+    if not url.startswith("sqlite"):
+        pytest.skip("moves the SQLite file away")
+    database = Path(url.removeprefix("sqlite:///"))
+    database.rename(tmp_path / "away.sqlite3")
+    db.engine.dispose()  # new connections find an empty file: every query fails
+    try:
+        page = school.get("/school/")
+        assert page.status_code == 503 and "系统繁忙" in page.get_data(as_text=True)
+        assert "您的数据未被修改" in page.get_data(as_text=True)
+    finally:
+        db.engine.dispose()
+        (tmp_path / "away.sqlite3").replace(database)
+
+
 def test_the_worker_process_outlives_a_redis_restart_and_runs_the_jobs_queued_after_it(tmp_path: Path) -> None:
     """`python -m worker` keeps running across a Redis restart and serves the new server's queue."""
     server = RedisServer(tmp_path)

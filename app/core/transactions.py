@@ -86,11 +86,10 @@ def _run_after_commit(session: Session) -> None:
     for callback in session.info.pop(_AFTER_COMMIT, []):
         try:
             callback()
-        except redis.RedisError:
+        except redis.RedisError as exc:
             # The transaction is committed: what it did stands and is answered as done. The job that could not
             # be queued is found by the worker's catch-up (app.processes.jobs.catch_up) once Redis is back.
-            log.warning("after commit: Redis could not be asked; the worker's catch-up queues it later",
-                        exc_info=True)
+            log.warning("after commit: Redis could not be asked (%s); the worker's catch-up queues it later", exc)
 
 
 @event.listens_for(Session, "after_rollback")

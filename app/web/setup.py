@@ -33,6 +33,11 @@ VIEW_MODULES: tuple[Any, ...] = (public, auth_views, school_views, review_views,
                                  sms_views)
 
 
+BUSY = "系统暂时无法完成该操作，您的数据未被修改。请稍后重试。"
+BUSY_PAGE = (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>系统繁忙</title></head>'
+             f"<body><h1>系统繁忙</h1><p>{BUSY}</p></body></html>")
+
+
 def register_blueprints(app: Flask) -> None:
     """Attach blueprints, hooks and error pages."""
     app.url_map.converters["int"] = RowIdConverter
@@ -98,10 +103,13 @@ def register_blueprints(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[str, int]:
-        db.session.rollback()
         app.logger.exception("unhandled error")
-        return render_template("error.html", title="系统繁忙",
-                               message="系统暂时无法完成该操作，您的数据未被修改。请稍后重试。"), 503
+        try:
+            db.session.rollback()
+            return render_template("error.html", title="系统繁忙", message=BUSY), 503
+        except Exception:  # the page needs the database too (the signed-in user), and it is what just failed
+            app.logger.exception("the error page could not be rendered either")
+            return BUSY_PAGE, 503
 
     app.jinja_env.filters["local"] = clock.format_local
     app.jinja_env.globals["sms_status_label"] = SMS_STATUS_LABELS.get
