@@ -239,6 +239,23 @@ def test_while_the_database_is_away_a_signed_in_page_answers_the_busy_page_not_a
         (tmp_path / "away.sqlite3").replace(database)
 
 
+def test_a_failure_after_the_view_such_as_its_commit_answers_the_busy_page(outage_app: Flask) -> None:
+    """Seen in the chaos run while PostgreSQL restarted: a commit failing after the page was built answered 500."""
+    outage_app.config["PROPAGATE_EXCEPTIONS"] = False  # answer as in production
+    failing = {"on": False}
+
+    @outage_app.after_request
+    def _commit_fails(response: Any) -> Any:
+        if failing["on"]:
+            raise OSError("server closed the connection unexpectedly")
+        return response
+
+    school = _client(outage_app, "zjxx_weekly")
+    failing["on"] = True
+    page = school.get("/school/")
+    assert page.status_code == 503 and "系统繁忙" in page.get_data(as_text=True)
+
+
 def test_the_worker_process_outlives_a_redis_restart_and_runs_the_jobs_queued_after_it(tmp_path: Path) -> None:
     """`python -m worker` keeps running across a Redis restart and serves the new server's queue."""
     server = RedisServer(tmp_path)

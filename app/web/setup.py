@@ -6,7 +6,7 @@ from typing import Any
 from flask import Flask, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
 from app import clock
@@ -96,6 +96,8 @@ def register_blueprints(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[str, int]:
+        if isinstance(exc, InternalServerError):  # an exception after the view (its commit, say): Flask wraps it
+            return _busy()
         db.session.rollback()
         messages = {404: "页面不存在", 403: "无权访问", 405: "请求方式不正确", 413: "上传内容过大", 429: "请求过于频繁"}
         return render_template("error.html", title=messages.get(exc.code or 0, "请求有误"),
@@ -104,6 +106,9 @@ def register_blueprints(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[str, int]:
         app.logger.exception("unhandled error")
+        return _busy()
+
+    def _busy() -> tuple[str, int]:
         try:
             db.session.rollback()
             return render_template("error.html", title="系统繁忙", message=BUSY), 503
