@@ -37,7 +37,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxies, x_proto=settings.proxies)  # type: ignore[method-assign]
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     db.init_app(app, settings.database_url)
-    jobs.init_app(settings.redis_url or embedded_redis_url(settings.instance_path))
+    jobs.init_app(settings.redis_url or embedded_redis_url(settings.instance_path),
+                  connect_timeout=settings.redis_connect_timeout, timeout=settings.redis_timeout,
+                  retry_after=settings.redis_retry_after)
     csrf.init_app(app)
     security_headers.init_app(app, hsts=settings.https_only)
     login_manager.init_app(app)

@@ -15,6 +15,11 @@ class Settings:
     env: str = "dev"
     database_url: str = ""
     redis_url: str = ""
+    # Every Redis client: seconds to connect and to wait for an answer; after a timeout or refusal the web
+    # process does not ask Redis again for redis_retry_after seconds (what needs Redis falls back meanwhile).
+    redis_connect_timeout: float = 1.0
+    redis_timeout: float = 2.0
+    redis_retry_after: float = 5.0
     secret_key: str = "dev-only-secret"
     sms_backend: str = "outbox"
     timezone: str = "Asia/Shanghai"
@@ -61,6 +66,9 @@ def load_settings(overrides: dict[str, object] | None = None) -> Settings:
     settings.instance_path = instance
     settings.database_url = os.environ.get("DATABASE_URL", "") or f"sqlite:///{instance / 'xpilot.sqlite3'}"
     settings.redis_url = os.environ.get("REDIS_URL", "")
+    settings.redis_connect_timeout = float(os.environ.get("REDIS_CONNECT_TIMEOUT", "1") or 1)
+    settings.redis_timeout = float(os.environ.get("REDIS_TIMEOUT", "2") or 2)
+    settings.redis_retry_after = float(os.environ.get("REDIS_RETRY_AFTER", "5") or 5)
     settings.sms_backend = os.environ.get("SMS_BACKEND", "outbox")
     settings.timezone = os.environ.get("XPILOT_TIMEZONE", "Asia/Shanghai")
     settings.port = int(os.environ.get("PORT", "5000"))

@@ -71,7 +71,7 @@ class AppWorkerMixin:
 
         self.app = app if app is not None else create_app()
         names = [q.name if isinstance(q, Queue) else str(q) for q in _as_list(queues)] or [QUEUE_NAME]
-        own = redis.Redis.from_url(jobs.url)
+        own = jobs.client()  # the app's timeouts (RQ lengthens the read timeout to outlast its blocking dequeue)
         if connection is not None and _address(connection) != _address(own):
             log.warning("ignoring the Redis connection %s given on the command line; using the app's %s",
                         _address(connection), jobs.url)

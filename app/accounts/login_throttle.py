@@ -11,13 +11,24 @@ Each counter is a Redis hash: `n`, the attempts not known to have succeeded (fai
 password is being checked), and `last`, when the latest of them began. Admission and counting happen in one
 script, so parallel attempts cannot slip past a wait: once an address is being throttled every admitted attempt
 restarts its wait. Times come from app.clock (tests move it).
+
+Without Redis (hung, gone, or refused by the breaker of app.queue) logins still work: each web process counts
+with the same rules in its own memory (`_local`) until Redis answers again. The waits then hold per process, so
+an address can try at most as many times more as there are web processes; the counts made meanwhile are not
+carried over to Redis, and those kept in Redis are not seen. Refusing every login while Redis is away would
+lock out everyone at once, and counting nowhere would let an outage open the door to guessing.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
+
+import redis
 
 from app import clock
 from app.core.ratelimit import RateLimited
@@ -76,9 +87,13 @@ def _keys(username: str, address: str) -> tuple[str, str]:
 def admit(username: str, address: str, limits: LoginLimits) -> None:
     """Count a login attempt, or raise RateLimited if its address must still wait."""
     pair, whole = _keys(username, address)
-    remaining = float(jobs.redis.eval(
-        _ADMIT, 2, pair, whole, clock.now().timestamp(), limits.waits[0], limits.waits[1],
-        *limits.per_account_address, *limits.per_address))
+    now = clock.now().timestamp()
+    try:
+        remaining = float(jobs.redis.eval(_ADMIT, 2, pair, whole, now, limits.waits[0], limits.waits[1],
+                                          *limits.per_account_address, *limits.per_address))
+    except redis.RedisError as exc:
+        _without_redis(exc)
+        remaining = _local.admit((pair, whole), now, limits)
     if remaining > 0:
         raise RateLimited(f"登录失败次数过多，请 {math.ceil(remaining)} 秒后再试")
 
@@ -86,14 +101,78 @@ def admit(username: str, address: str, limits: LoginLimits) -> None:
 def failed(username: str, address: str) -> None:
     """Record that the admitted attempt failed: its wait, if any, starts now."""
     now = clock.now().timestamp()
-    with jobs.redis.pipeline() as pipe:
-        for key in _keys(username, address):
-            pipe.hset(key, "last", now)
-        pipe.execute()
+    keys = _keys(username, address)
+    try:
+        with jobs.redis.pipeline() as pipe:
+            for key in keys:
+                pipe.hset(key, "last", now)
+            pipe.execute()
+    except redis.RedisError as exc:
+        _without_redis(exc)
+    _local.failed(keys, now)  # a no-op unless the attempt was admitted here
 
 
 def succeeded(username: str, address: str) -> None:
     """Forgive the failures of this account from this address; give the attempt back to the address's count."""
     pair, whole = _keys(username, address)
-    jobs.redis.delete(pair)
-    jobs.redis.eval(_GIVE_BACK, 1, whole)
+    _local.succeeded(pair, whole)
+    try:
+        jobs.redis.delete(pair)
+        jobs.redis.eval(_GIVE_BACK, 1, whole)
+    except redis.RedisError as exc:
+        _without_redis(exc)
+
+
+class _LocalCounters:
+    """The counters of the Redis script above, kept in this process's memory while Redis cannot be asked."""
+
+    def __init__(self) -> None:
+        self._counters: dict[str, tuple[int, float, float]] = {}  # key -> (n, last, forget at)
+        self._lock = threading.Lock()
+
+    def admit(self, keys: tuple[str, str], now: float, limits: LoginLimits) -> float:
+        first, longest = limits.waits
+        rules = (limits.per_account_address, limits.per_address)
+        with self._lock:
+            self._forget(now)
+            remaining = 0.0
+            for key, (free, _) in zip(keys, rules, strict=True):
+                n, last, _ = self._counters.get(key, (0, 0.0, 0.0))
+                if n >= free:
+                    remaining = max(remaining, last + min(longest, first * 2 ** (n - free)) - now)
+            if remaining > 0:
+                return remaining
+            for key, (free, remember) in zip(keys, rules, strict=True):
+                n, last, _ = self._counters.get(key, (0, 0.0, 0.0))
+                self._counters[key] = (n + 1, now if n >= free else last, now + remember + longest)
+            return 0.0
+
+    def failed(self, keys: tuple[str, str], now: float) -> None:
+        with self._lock:
+            for key in keys:
+                if key in self._counters:
+                    n, _, forget = self._counters[key]
+                    self._counters[key] = (n, now, forget)
+
+    def succeeded(self, pair: str, whole: str) -> None:
+        with self._lock:
+            self._counters.pop(pair, None)
+            if whole in self._counters:
+                n, last, forget = self._counters[whole]
+                self._counters[whole] = (max(0, n - 1), last, forget)
+
+    def _forget(self, now: float) -> None:
+        for key in [key for key, (_, _, forget) in self._counters.items() if forget <= now]:
+            del self._counters[key]
+
+
+_local = _LocalCounters()
+log = logging.getLogger(__name__)
+_warned = [-60.0]
+
+
+def _without_redis(exc: Exception) -> None:
+    """Log Redis trouble at most once a minute (it would otherwise repeat on every login)."""
+    if time.monotonic() - _warned[0] >= 60:
+        _warned[0] = time.monotonic()
+        log.warning("login throttle: Redis cannot be asked (%s); counting in this process meanwhile", exc)

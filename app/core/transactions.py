@@ -5,13 +5,16 @@ Everything here keeps its state in the session's `info` under keys of its own; n
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import redis
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction, SessionTransactionOrigin
 
+log = logging.getLogger(__name__)
 _AFTER_COMMIT = "xpilot_after_commit"
 _AFTER_END = "xpilot_after_end"
 _HELD = "xpilot_held_rows"  # kind -> key -> the row, read fresh under a write lock in this transaction
@@ -81,7 +84,12 @@ def _forget_held(session: Session, transaction: SessionTransaction) -> None:
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
     for callback in session.info.pop(_AFTER_COMMIT, []):
-        callback()
+        try:
+            callback()
+        except redis.RedisError as exc:
+            # The transaction is committed: what it did stands and is answered as done. The job that could not
+            # be queued is found by the worker's catch-up (app.processes.jobs.catch_up) once Redis is back.
+            log.warning("after commit: Redis could not be asked (%s); the worker's catch-up queues it later", exc)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -268,8 +268,12 @@ def wake_instance(instance_id: int) -> str:
     return outcome.status if outcome is not None else "finished"
 
 
+SWEPT_MARK = "xpilot:swept"  # set by every sweep: missing, Redis has lost its data (restarted empty) since
+
+
 def sweep() -> dict[str, int]:
     """Re-queue work a crashed worker left behind: pending calls, undelivered messages, overdue wakes."""
+    jobs.redis.set(SWEPT_MARK, clock.now().isoformat())
     session = db.session()
     calls = session.scalars(select(ServiceCall.id).where(ServiceCall.status == "pending")).all()
     messages = session.scalars(select(SmsMessage.id).where(SmsMessage.status.in_((SMS_QUEUED, SMS_RETRYING)))).all()
@@ -296,6 +300,11 @@ def catch_up(grace_seconds: float = 3.0) -> dict[str, int]:
     from rq.exceptions import NoSuchJobError
     from rq.registry import ScheduledJobRegistry
 
+    if jobs.redis.set(SWEPT_MARK, clock.now().isoformat(), nx=True):
+        # Redis came back without its data (no persistence, or a new server): the queued and scheduled jobs are
+        # gone, so queue again whatever the database says is still to do, as a worker does when it starts.
+        swept = sweep()
+        log.warning("Redis lost its jobs; re-queued %s", swept)
     queue = jobs.queue
     registry = ScheduledJobRegistry(queue=queue)
     cutoff = datetime.now(UTC) - timedelta(seconds=grace_seconds)

@@ -6,7 +6,7 @@ from typing import Any
 from flask import Flask, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
 from app import clock
@@ -32,6 +32,11 @@ from app.web.converters import RowIdConverter
 VIEW_MODULES: tuple[Any, ...] = (public, auth_views, school_views, review_views, inbox_views, plan_views,
                                  school_account_views, staff_views, role_views, process_views, process_manual,
                                  dashboard_views, sms_views)
+
+
+BUSY = "系统暂时无法完成该操作，您的数据未被修改。请稍后重试。"
+BUSY_PAGE = (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>系统繁忙</title></head>'
+             f"<body><h1>系统繁忙</h1><p>{BUSY}</p></body></html>")
 
 
 def register_blueprints(app: Flask) -> None:
@@ -92,6 +97,8 @@ def register_blueprints(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[str, int]:
+        if isinstance(exc, InternalServerError):  # an exception after the view (its commit, say): Flask wraps it
+            return _busy()
         db.session.rollback()
         messages = {404: "页面不存在", 403: "无权访问", 405: "请求方式不正确", 413: "上传内容过大", 429: "请求过于频繁"}
         return render_template("error.html", title=messages.get(exc.code or 0, "请求有误"),
@@ -99,10 +106,16 @@ def register_blueprints(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[str, int]:
-        db.session.rollback()
         app.logger.exception("unhandled error")
-        return render_template("error.html", title="系统繁忙",
-                               message="系统暂时无法完成该操作，您的数据未被修改。请稍后重试。"), 503
+        return _busy()
+
+    def _busy() -> tuple[str, int]:
+        try:
+            db.session.rollback()
+            return render_template("error.html", title="系统繁忙", message=BUSY), 503
+        except Exception:  # the page needs the database too (the signed-in user), and it is what just failed
+            app.logger.exception("the error page could not be rendered either")
+            return BUSY_PAGE, 503
 
     app.jinja_env.filters["local"] = clock.format_local
     app.jinja_env.globals["sms_status_label"] = SMS_STATUS_LABELS.get
