@@ -51,7 +51,7 @@ def register(client: FlaskClient, school_name: str, phone: str, city: str = "440
             return sent
         app = client.application
         code = texted_code(app, phone)
-    return client.post("/register", data={**form, "code": code, "action": "register"})
+    return client.post("/register", data={**form, "sms_code": code, "action": "register"})
 
 
 def certificate_id(app: Flask, name_part: str = "Web前端") -> int:

@@ -81,19 +81,19 @@ def use_code(session: Session, phone: str, code: str, rules: CodeRules) -> None:
     """Check the phone's newest code and mark it used; raise ServiceError naming the 验证码 field if it fails."""
     code = code.strip()
     if not (len(code) == CODE_LENGTH and code.isascii() and code.isdigit()):
-        raise ServiceError("验证码有误", {"code": f"验证码：请输入短信中的 {CODE_LENGTH} 位数字验证码"})
+        raise ServiceError("验证码有误", {"sms_code": f"验证码：请输入短信中的 {CODE_LENGTH} 位数字验证码"})
     row = session.scalars(select(PhoneCode).where(PhoneCode.phone == phone, PhoneCode.purpose == PURPOSE_REGISTER)
                           .order_by(PhoneCode.id.desc()).limit(1).with_for_update()).first()
     if row is None or row.used_at is not None:
-        raise ServiceError("验证码有误", {"code": "验证码：请先点击“获取验证码”，并填写短信中的验证码"})
+        raise ServiceError("验证码有误", {"sms_code": "验证码：请先点击“获取验证码”，并填写短信中的验证码"})
     if row.expires_at <= clock.now():
-        raise ServiceError("验证码已过期", {"code": "验证码：已过期，请重新获取验证码"})
+        raise ServiceError("验证码已过期", {"sms_code": "验证码：已过期，请重新获取验证码"})
     try:
         ratelimit.hit("code-try", str(row.id), (rules.attempts, rules.ttl + 60), "验证码错误次数过多")
     except ratelimit.RateLimited:
-        raise ServiceError("验证码已失效", {"code": "验证码：错误次数过多，该验证码已失效，请重新获取验证码"}) from None
+        raise ServiceError("验证码已失效", {"sms_code": "验证码：错误次数过多，该验证码已失效，请重新获取验证码"}) from None
     if not hmac.compare_digest(row.code_hash, _digest(rules, phone, code)):
-        raise ServiceError("验证码有误", {"code": "验证码：不正确，请核对短信中的验证码"})
+        raise ServiceError("验证码有误", {"sms_code": "验证码：不正确，请核对短信中的验证码"})
     row.used_at = clock.now()
     message = session.get(SmsMessage, row.message_id) if row.message_id else None
     if message is not None:  # used: the record need not show it any more

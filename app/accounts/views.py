@@ -73,18 +73,18 @@ def register() -> str | Response | tuple[str, int]:
     it (获取验证码 posts the same form and shows it again with what was typed)."""
     session = db.session()
     provinces = registration.provinces(session)
-    form = {k: request.form.get(k, "").strip() for k in ("province", "city", "school", "phone", "code")}
+    form = {k: request.form.get(k, "").strip() for k in ("province", "city", "school", "phone", "sms_code")}
     cities = registration.cities(session, form["province"]) if form["province"] else []
     page = {"provinces": provinces, "cities": cities, "form": form, "errors": {}}
     if request.method == "GET":
         return render_template("accounts/register.html", **page)
-    typed = registration.RegistrationForm(form["province"], form["city"], form["school"], form["phone"], form["code"])
+    typed = registration.RegistrationForm(form["province"], form["city"], form["school"], form["phone"], form["sms_code"])
     settings = current_app.config["XPILOT"]
     rules = CodeRules.from_settings(settings)
     try:
         if request.form.get("action") == "send_code":
             phone = registration.request_code(session, typed, ip=client_ip(), rules=rules, limits=settings_limits())
-            form["code"] = ""
+            form["sms_code"] = ""
             return render_template("accounts/register.html", **page, code_sent=mask_phone(phone),
                                    code_minutes=rules.minutes)
         result = registration.register_school(session, typed, ip=client_ip(), rules=rules, limits=settings_limits())
