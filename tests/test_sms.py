@@ -28,7 +28,7 @@ from app.queue import jobs
 from app.sms import services as sms
 from app.sms.models import AuditEntry, SmsMessage
 from tests.conftest import run_jobs
-from tests.factories import login, with_demo
+from tests.factories import login, register, with_demo
 from tests.sms_standin import Sleep, StandIn
 from tests.test_worker import WorkerProcess, wait_until
 
