@@ -306,3 +306,20 @@ def test_account_operators_may_serve_the_registration_process_only(app):
         with pytest.raises(InvalidProcess) as refused:
             publish_gate.checked(engine(), "plan", xml.replace('id="registration"', 'id="plan"'), forms, [])
         assert "account_activate" in str(refused.value.problems) and "只能用于院校注册流程" in str(refused.value.problems)
+
+
+def test_releasing_a_pending_registration_ends_its_approval(app, client):
+    with_demo(app)
+    _deploy_variant(app)
+    _register_pending(app, client)
+    officer = app.test_client()
+    login(officer, "gd_admin")
+    school_id = _account(app).school_id
+    assert officer.post(f"/province/schools/{school_id}/release", data={"reason": "非本校人员注册"}).status_code == 302
+    assert LINGNAN not in _text(officer.get("/tasks/"))
+    with app.app_context():
+        assert db.session.scalars(select(HumanTask).where(HumanTask.completed_at.is_(None))).all() == []
+        assert db.session.scalars(select(ProcessInstance).where(
+            ProcessInstance.process_key == "registration")).one().completed
+    app.config["XPILOT"].registration_code_gap = 0
+    assert register(app.test_client(), LINGNAN, "13755556666").status_code == 200

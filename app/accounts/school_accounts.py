@@ -261,6 +261,11 @@ def release_registration(session: Session, user: User, school_id: int, reason: s
     for name in SCHOOL_INFO_FIELDS:
         setattr(school, name, None)
     school.info_completed_at = None
+    # A registration still waiting for its process ends with the release: nobody is left to approve it.
+    for instance_id in session.scalars(select(ProcessInstance.id).where(
+            ProcessInstance.subject_type == "user", ProcessInstance.subject_id == account.id,
+            ProcessInstance.completed.is_(False))).all():
+        eng.cancel(session, instance_id)
     old_username, old_phone = account.username, account.phone
     account.school_id = None
     account.is_active_account = False

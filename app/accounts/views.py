@@ -93,7 +93,6 @@ def register() -> str | Response | tuple[str, int]:
         errors = exc.field_errors or {"__all__": exc.message}
         return render_template("accounts/register.html", **{**page, "errors": errors}, message=exc.message), status
     if result.active:
-        db.session.commit()  # the account exists before its session starts
         login_user(session.get(User, result.user_id))
         flask_session[PASSWORD_PROMPT] = True
     return render_template("accounts/registered.html", result=result, phone=mask_phone(result.phone))
