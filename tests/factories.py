@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.accounts.models import User
+from app.accounts.services import normalize_phone
 from app.demo import DEMO_PASSWORD, load_demo
 from app.extensions import db
 from app.masterdata.models import Certificate, Major, School
@@ -33,6 +34,7 @@ def login(client: FlaskClient, username: str, password: str = DEMO_PASSWORD) -> 
 
 def texted_code(app: Flask, phone: str) -> str:
     """The newest registration code texted to the phone, as the phone (the outbox) shows it."""
+    phone = normalize_phone(phone)
     with app.app_context():
         body = db.session.scalars(select(SmsMessage.body).where(
             SmsMessage.phone == phone, SmsMessage.template == "registration_code").order_by(SmsMessage.id.desc())).first()
