@@ -40,6 +40,11 @@ class Settings:
     sms_limit_per_phone: tuple[int, int] = (5, 3600)
     sms_staff_limit_per_phone: tuple[int, int] = (5, 3600)
     sms_limit_per_ip: tuple[int, int] = (30, 3600)
+    # Registration codes (获取验证码): seconds a code is valid, wrong tries before it is void, and seconds before the
+    # same phone may ask for another (each code sent also counts against the phone's and the address's texts above).
+    registration_code_ttl: int = 300
+    registration_code_attempts: int = 5
+    registration_code_gap: int = 60
     # Run service-task jobs synchronously in-process (tests without a worker)
     sync_jobs: bool = False
     # Seconds a drain job of service calls waits for more calls before it ends (0: end at once)
@@ -86,7 +91,8 @@ def load_settings(overrides: dict[str, object] | None = None) -> Settings:
         "endpoint": os.environ.get("ALIYUN_SMS_ENDPOINT", "dysmsapi.aliyuncs.com"),
         "timeout": os.environ.get("ALIYUN_SMS_TIMEOUT", "10"),  # seconds, connect and read each
     }
-    for template in ("account_issued", "account_reset", "review_approved", "review_rejected", "drafts_expired"):
+    for template in ("account_issued", "account_reset", "review_approved", "review_rejected", "drafts_expired",
+                     "registration_code", "account_refused"):
         # ALIYUN_SMS_TEMPLATE_ACCOUNT_ISSUED=SMS_123456789 ...: the approved TemplateCode of each message template
         settings.aliyun_sms[f"template_{template}"] = os.environ.get(f"ALIYUN_SMS_TEMPLATE_{template.upper()}", "")
     settings.sms_max_attempts = int(os.environ.get("SMS_MAX_ATTEMPTS", "3"))

@@ -1,5 +1,5 @@
 """All models, imported so that metadata is complete."""
-from app.accounts.models import User
+from app.accounts.models import PhoneCode, User
 from app.accounts.role_models import Role
 from app.core.db import Base
 from app.declarations.models import Declaration, DeclarationEvent
@@ -10,6 +10,6 @@ from app.sms.models import AuditEntry, SmsMessage
 
 __all__ = [
     "AuditEntry", "Base", "Certificate", "Declaration", "DeclarationEvent", "DeclarationPlan", "Division",
-    "HumanTask", "Major", "PlanCertificate", "ProcessIncident", "PlanResult", "ProcessInstance", "ProcessVersion", "Role", "School", "ServiceCall",
+    "HumanTask", "Major", "PhoneCode", "PlanCertificate", "ProcessIncident", "PlanResult", "ProcessInstance", "ProcessVersion", "Role", "School", "ServiceCall",
     "SmsMessage", "User",
 ]

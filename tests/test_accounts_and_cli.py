@@ -8,7 +8,7 @@ from app.declarations.models import Declaration
 from app.extensions import db
 from app.sms.models import SmsMessage
 from tests.conftest import password_in, run_jobs
-from tests.factories import complete_info, declaration_form, login, with_demo
+from tests.factories import complete_info, declaration_form, login, register, with_demo
 
 
 def test_demo_load_is_idempotent_and_prints_accounts(app):
@@ -66,8 +66,7 @@ def test_legacy_accounts_are_upgraded_once_and_passwords_sent_by_sms(app, tmp_pa
 def test_sms_outbox_command_prints_messages(app):
     with_demo(app)
     client = app.test_client()
-    client.post("/register", data={"province": "440000", "city": "440100", "school": "岭南交通职业技术学院",
-                                   "phone": "13712345678"})
+    assert register(client, "岭南交通职业技术学院", "13712345678").status_code == 200
     run_jobs(app)
     result = app.test_cli_runner().invoke(args=["sms", "outbox", "--phone", "13712345678"])
     assert result.exit_code == 0 and "13712345678" in result.output and "[sent]" in result.output

@@ -14,7 +14,7 @@ from app.processes.jobs import sweep
 from app.processes.models import ProcessInstance
 from app.sms.models import SmsMessage
 from tests.conftest import run_jobs
-from tests.factories import certificate_id, complete_info, declaration_form, login, with_demo
+from tests.factories import certificate_id, complete_info, declaration_form, login, register, with_demo
 
 
 def _plan_form(app, **overrides):
@@ -103,8 +103,7 @@ def test_the_whole_season_closes_expires_drafts_computes_pilots_and_announces(ap
     complete_info(a)
     a.post("/school/declarations/new", data={**declaration_form(app), "action": "submit"})
     b = app.test_client()
-    page = b.post("/register", data={"province": "440000", "city": "440100", "school": "岭南交通职业技术学院",
-                                     "phone": "13712345678"}).get_data(as_text=True)
+    page = register(b, "岭南交通职业技术学院", "13712345678").get_data(as_text=True)
     password = page.split('id="password">')[1].split("<")[0]
     login(b, "9144010001", password)
     b.post("/password", data={"current": password, "password": "newpass2026", "confirm": "newpass2026"})

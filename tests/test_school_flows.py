@@ -13,11 +13,11 @@ from app.extensions import db
 from app.processes.models import ProcessInstance
 from app.sms.models import SmsMessage
 from tests.conftest import run_jobs
-from tests.factories import complete_info, declaration_form, login, user, with_demo
+from tests.factories import complete_info, declaration_form, login, register, user, with_demo
 
 
 def _register(client, app: Flask, name: str = "岭南交通职业技术学院", phone: str = "13712345678"):
-    return client.post("/register", data={"province": "440000", "city": "440100", "school": name, "phone": phone})
+    return register(client, name, phone)
 
 
 def _declaration(app: Flask) -> Declaration:
@@ -25,25 +25,28 @@ def _declaration(app: Flask) -> Declaration:
         return db.session.scalars(select(Declaration).order_by(Declaration.id.desc())).first()
 
 
-def test_registration_shows_account_and_sends_it_by_sms_through_the_worker(app, client):
+def test_registration_shows_account_signs_in_and_texts_the_password_once_the_phone_is_proven(app, client):
     with_demo(app)
     page = _register(client, app)
     html = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert "开始申报试点证书" in html
+    assert "注册成功" in html and "开始申报试点证书" in html
     username = re.search(r'id="account">([^<]+)<', html).group(1)
     password = re.search(r'id="password">([^<]+)<', html).group(1)
     with app.app_context():
-        message = db.session.scalars(select(SmsMessage).where(SmsMessage.phone == "13712345678")).one()
-        assert message.status == "queued" and message.params["password"] == password  # kept until delivered
+        message = db.session.scalars(select(SmsMessage).where(SmsMessage.phone == "13712345678",
+                                                              SmsMessage.template == "account_issued")).one()
+        # The national process activated the account within the request: the outbox message went with it.
+        assert message.status == "sent" and message.attempts == 1 and password not in message.body
         instance = db.session.scalars(select(ProcessInstance).where(ProcessInstance.process_key == "registration")).one()
-        assert not instance.completed
-    assert run_jobs(app) == 1  # the service call delivers an outbox message in its own transaction
-    with app.app_context():
-        message = db.session.scalars(select(SmsMessage).where(SmsMessage.phone == "13712345678")).one()
-        assert message.status == "sent" and message.attempts == 1
-        assert db.session.scalars(select(ProcessInstance).where(ProcessInstance.process_key == "registration")).one().completed
-    # First login with the generated password asks for a new one.
+        assert instance.completed and instance.status == "账号已开通"
+    # Signed in: 开始申报试点证书 leads straight into 证书试点申报, with a prompt (not a wall) to change the password.
+    dashboard = client.get("/school/")
+    assert dashboard.status_code == 200
+    text = dashboard.get_data(as_text=True)
+    assert "证书试点申报" in text and "第一步：完善院校基础信息" in text and 'id="password-prompt"' in text
+    # A later login with the generated password asks for a new one first.
+    client.post("/logout")
     assert login(client, username, password).status_code == 302
     forced = client.get("/school/", follow_redirects=True)
     assert "首次登录请先修改初始密码" in forced.get_data(as_text=True)
@@ -51,7 +54,8 @@ def test_registration_shows_account_and_sends_it_by_sms_through_the_worker(app, 
     assert weak.status_code == 422 and "新密码：长度须为 8–64 位" in weak.get_data(as_text=True)
     done = client.post("/password", data={"current": password, "password": "newpass2026", "confirm": "newpass2026"})
     assert done.status_code == 302
-    assert "第一步：完善院校基础信息" in client.get("/school/").get_data(as_text=True)
+    page = client.get("/school/").get_data(as_text=True)
+    assert "第一步：完善院校基础信息" in page and 'id="password-prompt"' not in page
 
 
 def test_registration_refuses_unlisted_school_with_officer_contact_and_keeps_input(app, client):
@@ -70,15 +74,17 @@ def test_registration_refuses_bad_phone_and_already_registered_school(app, clien
     assert _register(client, app).status_code == 200
     again = _register(client, app, phone="13799998888")
     assert again.status_code == 422 and "已注册，请直接登录" in again.get_data(as_text=True)
-    with app.app_context():
-        assert db.session.scalars(select(SmsMessage)).all().__len__() == 1
+    with app.app_context():  # one code and one account message: the refused attempts texted nothing
+        assert sorted(m.template for m in db.session.scalars(select(SmsMessage))) == ["account_issued",
+                                                                                      "registration_code"]
 
 
 def test_registration_is_rate_limited_per_phone(app, client):
     with_demo(app)
     app.config["XPILOT"].sms_limit_per_phone = (1, 3600)
+    app.config["XPILOT"].registration_code_gap = 0  # the minute between two codes is tested on its own
     assert _register(client, app, name="岭南交通职业技术学院").status_code == 200
-    limited = client.post("/register", data={"province": "440000", "city": "440300",
+    limited = client.post("/register", data={"province": "440000", "city": "440300", "action": "send_code",
                                              "school": "鹏城智能制造职业技术学院", "phone": "13712345678"})
     assert limited.status_code == 429 and "过于频繁" in limited.get_data(as_text=True)
 

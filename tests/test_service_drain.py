@@ -8,28 +8,34 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
+from app.accounts.models import User
 from app.extensions import db
 from app.handlers.handler import Handler
 from app.handlers.registry import HANDLERS
 from app.processes.jobs import DRAIN_FLAG
-from app.processes.models import ServiceCall
+from app.processes.models import ProcessInstance, ServiceCall
 from app.queue import jobs
 from app.sms.models import SmsMessage
 from tests.conftest import run_jobs
-from tests.factories import with_demo
+from tests.factories import pending_registration, with_demo
 
 SCHOOLS = (("440100", "岭南交通职业技术学院", "13712340001"), ("440300", "鹏城智能制造职业技术学院", "13712340002"),
            ("440600", "佛山工贸职业技术学院", "13712340003"))
 
 
 def _register(client: Any, city: str, name: str, phone: str) -> None:
-    page = client.post("/register", data={"province": "440000", "city": city, "school": name, "phone": phone})
-    assert page.status_code == 200, page.get_data(as_text=True)[:500]
+    """A registration whose activation (the process's service call) the worker runs."""
+    pending_registration(client.application, name, phone)
+
+
+def _phone_of(session: Any, call: ServiceCall) -> str:
+    instance = session.get(ProcessInstance, call.instance_id)
+    return str(session.get(User, instance.subject_id).phone)
 
 
 def _calls() -> dict[str, ServiceCall]:
     calls = db.session.scalars(select(ServiceCall)).all()
-    return {str(c.params["phone"]): c for c in calls}
+    return {_phone_of(db.session, c): c for c in calls}
 
 
 def test_calls_committed_while_a_drain_waits_share_that_drain(app, client):
@@ -54,14 +60,14 @@ def test_a_call_failing_in_a_drain_does_not_stop_the_others_and_is_retried_on_it
     with_demo(app)
     for school in SCHOOLS:
         _register(client, *school)
-    original = HANDLERS["sms_send"]
+    original = HANDLERS["account_activate"]
 
     def flaky(session: Any, call: ServiceCall) -> dict[str, Any]:
-        if call.params["phone"] == SCHOOLS[1][2]:
+        if _phone_of(session, call) == SCHOOLS[1][2]:
             raise ConnectionError("短信网关暂时不可用")
         return original.func(session, call)
 
-    monkeypatch.setitem(HANDLERS, "sms_send", Handler(flaky, original.required, original.optional))
+    monkeypatch.setitem(HANDLERS, "account_activate", Handler(flaky, original.required, original.optional))
     assert run_jobs(app) == 1
     with app.app_context():
         calls = _calls()
@@ -73,7 +79,7 @@ def test_a_call_failing_in_a_drain_does_not_stop_the_others_and_is_retried_on_it
     registry = ScheduledJobRegistry(queue=jobs.queue)
     assert f"svc-{failed_id}" in registry.get_job_ids()
     # The provider is back; the retry comes due (moved now rather than waiting out its backoff).
-    monkeypatch.setitem(HANDLERS, "sms_send", original)
+    monkeypatch.setitem(HANDLERS, "account_activate", original)
     job = Job.fetch(f"svc-{failed_id}", connection=jobs.redis)
     registry.remove(job)
     jobs.queue.enqueue_job(job)

@@ -28,7 +28,7 @@ from app.queue import jobs
 from app.sms import services as sms
 from app.sms.models import AuditEntry, SmsMessage
 from tests.conftest import run_jobs
-from tests.factories import login, with_demo
+from tests.factories import login, register, with_demo
 from tests.sms_standin import Sleep, StandIn
 from tests.test_worker import WorkerProcess, wait_until
 
@@ -360,11 +360,12 @@ def test_outbox_backend_still_delivers_exactly_once(app: Flask) -> None:
 
 def test_messages_of_a_registration_carry_the_province(app: Flask, client: FlaskClient) -> None:
     with_demo(app)
-    client.post("/register", data={"province": "320000", "city": "320100", "school": "金陵工程职业技术学院",
-                                   "phone": "13712340000"})
+    assert register(client, "金陵工程职业技术学院", "13712340000", city="320100", province="320000").status_code == 200
     run_jobs(app)
     with app.app_context():
-        message = db.session.scalars(select(SmsMessage).where(SmsMessage.phone == "13712340000")).one()
+        code, message = db.session.scalars(select(SmsMessage).where(SmsMessage.phone == "13712340000")
+                                           .order_by(SmsMessage.id)).all()
+        assert (code.template, code.status, code.province_code) == ("registration_code", "sent", "320000")
         instance = db.session.scalars(select(ProcessInstance).where(ProcessInstance.process_key == "registration")).one()
         assert (message.status, message.province_code, instance.province_code) == ("sent", "320000", "320000")
 

@@ -7,7 +7,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from app import clock
-from app.accounts.models import ROLE_PROVINCE_ADMIN, User
+from app.accounts.models import ACCOUNT_PENDING, ROLE_PROVINCE_ADMIN, User
 from app.accounts.registration import Registered, issue_account, send_credentials
 from app.accounts.services import PHONE_RE, generate_password, normalize_phone
 from app.core import ratelimit
@@ -25,7 +25,8 @@ PER_PAGE = 20
 ORIGIN_PROVINCE = "province"  # opened by the province's officer (user guide 二.1: schools that never got an account)
 ORIGIN_LABELS = {"registered": "院校自行注册", "legacy": "周报账号升级", ORIGIN_PROVINCE: "省级管理员开通"}
 ACTION_LABELS = {"issue_account": "开通账号", "reset_password": "重置密码", "correct_phone": "更正手机号",
-                 "release_account": "解除注册"}
+                 "release_account": "解除注册", "activate_account": "注册审核通过，开通账号",
+                 "refuse_registration": "注册审核不通过"}
 FILTER_REGISTERED = "registered"
 FILTER_UNREGISTERED = "unregistered"
 
@@ -185,6 +186,8 @@ def reset_school_password(session: Session, user: User, school_id: int,
     account = _account(session, school)
     if account is None:
         raise Forbidden(f"{school.name}尚无账号，请先开通账号")
+    if account.account_status == ACCOUNT_PENDING:
+        raise Forbidden("该账号的注册申请尚在审核中，审核通过后密码将自动短信发送，无需重置")
     if not account.phone:
         raise Forbidden("该账号没有登记手机号，请先更正注册手机号，再重置密码")
     _limit_sms(user, account.phone, limits)
@@ -258,6 +261,11 @@ def release_registration(session: Session, user: User, school_id: int, reason: s
     for name in SCHOOL_INFO_FIELDS:
         setattr(school, name, None)
     school.info_completed_at = None
+    # A registration still waiting for its process ends with the release: nobody is left to approve it.
+    for instance_id in session.scalars(select(ProcessInstance.id).where(
+            ProcessInstance.subject_type == "user", ProcessInstance.subject_id == account.id,
+            ProcessInstance.completed.is_(False))).all():
+        eng.cancel(session, instance_id)
     old_username, old_phone = account.username, account.phone
     account.school_id = None
     account.is_active_account = False

@@ -15,6 +15,7 @@ from app import clock, refcache
 from app.accounts import login_throttle
 from app.accounts.login_throttle import LoginLimits
 from app.accounts.models import (
+    ACCOUNT_PENDING,
     ROLE_PROVINCE_ADMIN,
     ROLE_PROVINCE_REVIEWER,
     STAFF_ROLES,
@@ -114,6 +115,10 @@ def log_in(session: Session, username: str, password: str, address: str, limits:
     user = authenticate(session, username, password)
     if user is None:
         login_throttle.failed(username, address)
+        status = session.scalar(select(User.account_status).where(User.username == username.strip()))
+        if status == ACCOUNT_PENDING:
+            raise AccountError("该账号的注册申请正在等待审核，审核通过后账号和初始密码将以短信发送到注册手机，"
+                               "在此之前不能登录")
         raise AccountError("账号或密码不正确")
     login_throttle.succeeded(username, address)
     return user

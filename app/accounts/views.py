@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import session as flask_session
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from app.accounts import registration
 from app.accounts.login_throttle import LoginLimits
-from app.accounts.models import ROLE_SCHOOL
+from app.accounts.models import ROLE_SCHOOL, User
+from app.accounts.phone_codes import CodeRules
+from app.accounts.school_accounts import mask_phone
 from app.accounts.services import AccountError, change_password, end_sessions, log_in
 from app.core import ratelimit
 from app.core.errors import ServiceError
@@ -16,6 +19,9 @@ from app.extensions import db
 from app.web.context import acting_user, client_ip
 
 bp = Blueprint("auth", __name__)
+# Set in the session a registration signed in: the registrant saw the generated password on the screen, so changing
+# it is offered on every page rather than demanded first (a later login with it is asked to change it).
+PASSWORD_PROMPT = "xpilot_password_prompt"
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -32,6 +38,7 @@ def login() -> str | Response | tuple[str, int]:
         status = 429 if isinstance(exc, ratelimit.RateLimited) else 422
         return render_template("accounts/login.html", kind=kind, username=username, error=exc.message), status
     login_user(user)
+    flask_session.pop(PASSWORD_PROMPT, None)
     return redirect(url_for("auth.after_login"))
 
 
@@ -62,23 +69,33 @@ def logout() -> Response:
 
 @bp.route("/register", methods=["GET", "POST"])
 def register() -> str | Response | tuple[str, int]:
-    """立即注册: province/city, then the school from the official list, then the mobile phone."""
+    """立即注册: province/city, then the school from the official list, then the mobile phone and the code texted to
+    it (获取验证码 posts the same form and shows it again with what was typed)."""
     session = db.session()
     provinces = registration.provinces(session)
-    form = {k: request.form.get(k, "").strip() for k in ("province", "city", "school", "phone")}
+    form = {k: request.form.get(k, "").strip() for k in ("province", "city", "school", "phone", "sms_code")}
     cities = registration.cities(session, form["province"]) if form["province"] else []
+    page = {"provinces": provinces, "cities": cities, "form": form, "errors": {}}
     if request.method == "GET":
-        return render_template("accounts/register.html", provinces=provinces, cities=cities, form=form, errors={})
+        return render_template("accounts/register.html", **page)
+    typed = registration.RegistrationForm(form["province"], form["city"], form["school"], form["phone"], form["sms_code"])
+    settings = current_app.config["XPILOT"]
+    rules = CodeRules.from_settings(settings)
     try:
-        result = registration.register_school(
-            session, province_code=form["province"], city_code=form["city"], school_name=form["school"],
-            phone=form["phone"], ip=client_ip(), limits=settings_limits())
+        if request.form.get("action") == "send_code":
+            phone = registration.request_code(session, typed, ip=client_ip(), rules=rules, limits=settings_limits())
+            form["sms_code"] = ""
+            return render_template("accounts/register.html", **page, code_sent=mask_phone(phone),
+                                   code_minutes=rules.minutes)
+        result = registration.register_school(session, typed, ip=client_ip(), rules=rules, limits=settings_limits())
     except ServiceError as exc:
         status = 429 if isinstance(exc, ratelimit.RateLimited) else 422
         errors = exc.field_errors or {"__all__": exc.message}
-        return render_template("accounts/register.html", provinces=provinces, cities=cities, form=form,
-                               errors=errors, message=exc.message), status
-    return render_template("accounts/registered.html", result=result)
+        return render_template("accounts/register.html", **{**page, "errors": errors}, message=exc.message), status
+    if result.active:
+        login_user(session.get(User, result.user_id))
+        flask_session[PASSWORD_PROMPT] = True
+    return render_template("accounts/registered.html", result=result, phone=mask_phone(result.phone))
 
 
 @bp.get("/register/cities")
@@ -111,6 +128,7 @@ def change_password_page() -> str | Response | tuple[str, int]:
         return render_template("accounts/password.html", errors=exc.field_errors or {"__all__": exc.message}), 422
     db.session.commit()
     login_user(acting_user())  # the session token changed with the password
+    flask_session.pop(PASSWORD_PROMPT, None)
     flash("密码已修改", "success")
     return redirect(url_for("auth.after_login"))
 

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 _AFTER_COMMIT = "xpilot_after_commit"
 _AFTER_END = "xpilot_after_end"
 _HELD = "xpilot_held_rows"  # kind -> key -> the row, read fresh under a write lock in this transaction
+_KEPT = "xpilot_kept"  # kind -> key -> a value the transaction made for its caller (never stored)
 
 
 def after_commit(session: Session, callback: Callable[[], Any]) -> None:
@@ -67,6 +68,17 @@ def held(session: Session, kind: str, key: Any) -> Any:
     return session.info.get(_HELD, {}).get(kind, {}).get(key)
 
 
+def keep(session: Session, kind: str, key: Any, value: Any) -> None:
+    """Keep a value made in this transaction for the caller to read before the transaction ends (a generated
+    password to show on the screen of the request that made it); it is forgotten when the transaction ends."""
+    session.info.setdefault(_KEPT, {}).setdefault(kind, {})[key] = value
+
+
+def kept(session: Session, kind: str, key: Any) -> Any:
+    """Return a value this transaction kept, or None."""
+    return session.info.get(_KEPT, {}).get(kind, {}).get(key)
+
+
 def releases_locks(transaction: SessionTransaction) -> bool:
     """Whether the end of this session transaction can end row locks taken in it: the transaction itself, or a
     savepoint (rolled back, it releases the locks taken inside it). A flush runs in a subtransaction of its own,
@@ -79,6 +91,8 @@ def _forget_held(session: Session, transaction: SessionTransaction) -> None:
     # Any end of a transaction or savepoint: a savepoint rolled back releases the row locks taken inside it.
     if releases_locks(transaction):
         session.info.pop(_HELD, None)
+    if transaction.parent is None:
+        session.info.pop(_KEPT, None)
 
 
 @event.listens_for(Session, "after_commit")

@@ -142,7 +142,9 @@ def _figures(session: Session, board: Dashboard, province: str | None, plan_id: 
     board.unclaimed = int(session.scalar(waiting.where(HumanTask.claimed_by_id.is_(None))) or 0)
     board.reviewers = _reviewers(session, province, plan_id)
     schools = select(func.count(School.id))
-    accounts = select(func.count(User.id)).where(User.role == ROLE_SCHOOL, User.school_id.is_not(None))
+    # Accounts that work: a registration waiting for approval is not a registered school yet.
+    accounts = select(func.count(User.id)).where(User.role == ROLE_SCHOOL, User.school_id.is_not(None),
+                                                 User.is_active_account.is_(True))
     if province is not None:
         schools = schools.where(School.province_code == province)
         accounts = accounts.where(User.province_code == province)
@@ -227,7 +229,8 @@ def _provinces(session: Session, plan_id: int | None) -> list[CountLine]:
         line.total, line.pending, line.approved, line.rejected = (int(total or 0), int(pending or 0),
                                                                   int(approved or 0), int(rejected or 0))
     for code, n in session.execute(select(User.province_code, func.count(User.id)).where(
-            User.role == ROLE_SCHOOL, User.school_id.is_not(None)).group_by(User.province_code)):
+            User.role == ROLE_SCHOOL, User.school_id.is_not(None), User.is_active_account.is_(True))
+            .group_by(User.province_code)):
         if code in lines:
             lines[code].schools = int(n)
     pilots = (select(DeclarationPlan.province_code, func.count(func.distinct(PlanResult.school_id)))

@@ -68,6 +68,8 @@ class Window:
 def _school_of(session: Session, user: User) -> School:
     if user.role != ROLE_SCHOOL or user.school_id is None:
         raise Forbidden("只有院校账号可以申报")
+    if not user.is_active_account:
+        raise Forbidden("该账号尚未开通（注册申请正在审核或未通过），不能申报")
     school = refcache.attach(session, School, user.school_id, kind="accounts")
     if school is None:
         raise NotFound("院校不存在")

@@ -88,6 +88,13 @@ def form_fields(parsed: ParsedProcess) -> set[str]:
     return names
 
 
+def service_operations(parsed: ParsedProcess) -> list[tuple[str, str, str]]:
+    """Return (element id, element name, operation) of every service task."""
+    return [(str(ts.bpmn_id or ts.name), str(ts.bpmn_name or ""), ts.operation_name)
+            for proc in (parsed.spec, *parsed.subprocess_specs.values())
+            for ts in proc.task_specs.values() if isinstance(ts, DeferredServiceTask)]
+
+
 def result_variables(parsed: ParsedProcess) -> set[str]:
     """Return the variables service tasks set with their results."""
     return {ts.result_variable for proc in (parsed.spec, *parsed.subprocess_specs.values())

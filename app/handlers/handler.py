@@ -20,3 +20,7 @@ class Handler:
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
     description: str = ""
+    # Run by the request that reaches it, before answering (the national registration activates the account at
+    # once, so the registrant is signed in); elsewhere the worker runs it like any other call.
+    inline: bool = False
+    processes: tuple[str, ...] = ()  # the processes whose diagrams may use it (empty: every process)

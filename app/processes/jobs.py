@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.core.transactions import after_commit, end_session
+from app.core.transactions import after_commit, end_session, savepoint
 from app.engine import engine
 from app.engine.runtime import StepFailed
 from app.extensions import db
@@ -168,17 +168,7 @@ def run_service_call(call_id: int) -> str:
         session.rollback()
         return "skipped"
     try:
-        handler: Handler = current_app.extensions[HANDLERS_KEY][call.operation]
-        result = handler.func(session, call)
-        completed = engine().complete_service(session, call, result)
-        if not completed:
-            call.status = "cancelled"
-            call.attempts += 1
-            call.result = result
-            call.updated_at = clock.now()
-        message_id = result.get("message_id") if isinstance(result, dict) else None
-        if completed and message_id:
-            _deliver_with_call(session, int(message_id))
+        _perform(session, call)
         session.commit()
         return call.status
     except Exception as exc:
@@ -186,6 +176,45 @@ def run_service_call(call_id: int) -> str:
         end_session(session)
         _record_failure(call_id, exc)
         raise
+
+
+def _perform(session: Session, call: ServiceCall) -> None:
+    """Run a pending call's handler and complete its task (the caller holds the instance lock and commits)."""
+    handler: Handler = current_app.extensions[HANDLERS_KEY][call.operation]
+    result = handler.func(session, call)
+    completed = engine().complete_service(session, call, result)
+    if not completed:
+        call.status = "cancelled"
+        call.attempts += 1
+        call.result = result
+        call.updated_at = clock.now()
+    message_id = result.get("message_id") if isinstance(result, dict) else None
+    if completed and message_id:
+        _deliver_with_call(session, int(message_id))
+
+
+def run_inline_calls(session: Session, instance_id: int) -> int:
+    """Run, in the caller's transaction, the instance's new calls whose operation is run inline (Handler.inline),
+    as long as the steps keep reaching such calls; return how many ran. A call that fails here is left to the
+    worker, which retries it as usual."""
+    handlers: dict[str, Handler] = current_app.extensions[HANDLERS_KEY]
+    inline = [name for name, handler in handlers.items() if handler.inline]
+    done = 0
+    while inline:
+        call = session.scalars(select(ServiceCall).where(
+            ServiceCall.instance_id == instance_id, ServiceCall.status == "pending", ServiceCall.attempts == 0,
+            ServiceCall.operation.in_(inline)).order_by(ServiceCall.id).limit(1)).first()
+        if call is None:
+            break
+        try:
+            with savepoint(session):
+                engine().lock(session, instance_id)
+                _perform(session, call)
+        except Exception:
+            log.exception("inline service call %s failed; the worker will run it", call.id)
+            break
+        done += 1
+    return done
 
 
 def _deliver_with_call(session: Session, message_id: int) -> None:

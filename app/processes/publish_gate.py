@@ -18,11 +18,12 @@ from typing import Any
 from app.declarations.school_info import FIELDS as SCHOOL_INFO_FIELDS
 from app.declarations.school_info import FORM_NAME as SCHOOL_INFO_FORM
 from app.declarations.services import DECLARATION_FORM, FORM_COLUMNS
-from app.engine.checks import explore, fields_read_before_filled, sample_times, unknown_variables
+from app.engine.checks import explore, fields_read_before_filled, sample_times, service_operations, unknown_variables
 from app.engine.runtime import ProcessEngine
 from app.engine.specs import InvalidProcess, ParsedProcess, Problem
 from app.engine.versions import DryRunStep, dry_run
 from app.forms.checks import form_name_problem, schema_problems
+from app.handlers.registry import HANDLERS
 from app.plans.services import PLAN_DATA_FIELDS
 
 # What the app gives each process's instances at start (name -> what it holds); expressions may read these.
@@ -31,7 +32,8 @@ PROCESS_DATA: dict[str, dict[str, str]] = {
                     "level": "证书等级", "declaration_id": "申报编号", "decision": "最近一次审核结论",
                     "comment": "最近一次审核意见", "action": "学校的操作（submit）", **PLAN_DATA_FIELDS},
     "plan": dict(PLAN_DATA_FIELDS),
-    "registration": {"phone": "注册手机号", "message_ref": "账号短信编号", "school_name": "院校名称"},
+    "registration": {"phone": "注册手机号", "school_name": "院校名称", "school_code": "学校标识码",
+                     "province_name": "院校所在省份", "city_name": "院校所在城市"},
 }
 PROCESS_NAMES = {"declaration": "证书试点申报", "plan": "申报计划", "registration": "院校注册"}
 # Forms the app reads by name, with the fields it stores from them: a version may reword them, not drop these.
@@ -45,7 +47,8 @@ SAMPLE_DATA: dict[str, dict[str, Any]] = {
                     "majors": ["510201"], "trainee_count": 50, "plan_id": 1, "plan_name": "演示申报计划",
                     "certificates": ["演示证书"]},
     "plan": {"plan_id": 1, "plan_name": "演示申报计划", "certificates": ["演示证书"]},
-    "registration": {"phone": "13800000000", "message_ref": "dry-run", "school_name": "演示学院"},
+    "registration": {"phone": "13800000000", "school_name": "演示学院", "school_code": "4144010001",
+                     "province_name": "广东省", "city_name": "广州市"},
 }
 
 SCENARIOS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
@@ -77,7 +80,8 @@ def checked(engine: ProcessEngine, process_key: str, xml: str, forms: Mapping[st
         raise InvalidProcess([Problem(f"流程 id 应为 {process_key}，图中为 {parsed.process_id}")])
     if _PASSED.get((process_key, parsed.content_hash)):
         return parsed
-    problems = form_problems(parsed) + unknown_variables(parsed, PROCESS_DATA[process_key])
+    problems = (form_problems(parsed) + misplaced_operations(parsed, process_key)
+                + unknown_variables(parsed, PROCESS_DATA[process_key]))
     if not problems:
         problems = fields_read_before_filled(parsed, PROCESS_DATA[process_key])
     if not problems:  # a walk would only fail on the unknown names again
@@ -105,6 +109,19 @@ def form_problems(parsed: ParsedProcess) -> list[Problem]:
         for message in found:
             problems.extend([Problem(message, task, title) for task, title in users.get(name, [])]
                             or [Problem(message)])
+    return problems
+
+
+def misplaced_operations(parsed: ParsedProcess, process_key: str) -> list[Problem]:
+    """Return a problem for each service task whose operation belongs to other processes (账号 operators act on
+    the account a registration is about)."""
+    problems = []
+    for element_id, element_name, operation in service_operations(parsed):
+        handler = HANDLERS.get(operation)
+        if handler is not None and handler.processes and process_key not in handler.processes:
+            allowed = "、".join(PROCESS_NAMES.get(k, k) for k in handler.processes)
+            problems.append(Problem(f"服务操作 {operation}（{handler.description}）只能用于{allowed}流程",
+                                    element_id, element_name))
     return problems
 
 

@@ -6,12 +6,14 @@ diagram lane names the role, users of the role see the tasks of their province o
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from app.accounts.models import ROLE_PROVINCE_ADMIN, ROLE_PROVINCE_REVIEWER, ROLE_SCHOOL, User
+from app.accounts.models import ROLE_PROVINCE_REVIEWER, ROLE_SCHOOL, User
 from app.accounts.role_models import SCOPE_CITY, SCOPE_PROVINCE, Role
 from app.core.errors import Forbidden, NotFound, ServiceError
 from app.declarations import lifecycle
@@ -19,9 +21,36 @@ from app.declarations.models import Declaration
 from app.engine import engine
 from app.engine.runtime import EngineError, TaskNotAvailable
 from app.forms import FormSpec, build_form, validate
+from app.masterdata.models import Division, School
 from app.processes.models import HumanTask, ProcessInstance, ProcessVersion
 
-QUEUE_ROLES = (ROLE_PROVINCE_REVIEWER, ROLE_PROVINCE_ADMIN)
+QUEUE_ROLES = (ROLE_PROVINCE_REVIEWER,)  # province_admin tasks (registration approvals, say) are done here
+
+
+@dataclass
+class Registrant:
+    """Who a registration task is about: the school, where it is, and the phone that registered it."""
+
+    school_name: str
+    school_code: str
+    province: str
+    city: str
+    phone: str
+    registered_at: datetime
+
+
+def registrants(session: Session, tasks: list[HumanTask]) -> dict[int, Registrant]:
+    """Return, by task id, the registrant of each registration task (subject: the registered account)."""
+    ids = {t.subject_id for t in tasks if t.subject_type == "user"}
+    if not ids:
+        return {}
+    province, city = aliased(Division), aliased(Division)
+    rows = session.execute(
+        select(User.id, School.name, School.code, province.name, city.name, User.phone, User.created_at)
+        .join(School, School.id == User.school_id).outerjoin(province, province.code == School.province_code)
+        .outerjoin(city, city.code == School.city_code).where(User.id.in_(ids))).all()
+    by_user = {r[0]: Registrant(r[1], r[2], r[3] or "", r[4] or "", r[5] or "", r[6]) for r in rows}
+    return {t.id: by_user[t.subject_id] for t in tasks if t.subject_type == "user" and t.subject_id in by_user}
 
 
 def _scoped(session: Session, user: User) -> Any:
@@ -40,7 +69,7 @@ def _scoped(session: Session, user: User) -> Any:
 
 
 def inbox(session: Session, user: User) -> list[tuple[HumanTask, Declaration | None]]:
-    """Return the user's open tasks, oldest first, with their declarations."""
+    """Return the user's open tasks, oldest first, with their declarations (registrants: see registrants)."""
     tasks = list(session.scalars(_scoped(session, user).order_by(HumanTask.created_at, HumanTask.id).limit(500)))
     decls = {d.id: d for d in session.scalars(select(Declaration).where(Declaration.id.in_(
         [t.subject_id for t in tasks if t.subject_type == "declaration"])))} if tasks else {}

@@ -13,6 +13,7 @@ from app.review import inbox as task_service
 from app.web.context import acting_user
 
 bp = Blueprint("tasks", __name__, url_prefix="/tasks")
+NAV_ITEMS = [(25, ("province_admin",), "我的待办", "tasks.inbox")]
 
 
 @bp.get("/")
@@ -21,7 +22,10 @@ def inbox() -> str:
     """The user's open tasks."""
     if current_user.role == "school":
         abort(403)
-    return render_template("review/inbox.html", rows=task_service.inbox(db.session(), acting_user()))
+    session = db.session()
+    rows = task_service.inbox(session, acting_user())
+    return render_template("review/inbox.html", rows=rows,
+                           registrants=task_service.registrants(session, [t for t, _ in rows]))
 
 
 @bp.route("/<int:task_id>", methods=["GET", "POST"])
@@ -32,6 +36,7 @@ def task(task_id: int) -> str | Response | tuple[str, int]:
     user = acting_user()
     human_task, decl, form = task_service.task_context(session, user, task_id)
     context = {"task": human_task, "declaration": decl, "form": form,
+               "registrant": task_service.registrants(session, [human_task]).get(human_task.id),
                "history": decl_service.history(session, decl.id) if decl else [],
                "majors": decl_service.major_names(session, list(decl.majors)) if decl else {}}
     if request.method == "GET":

@@ -62,13 +62,18 @@ TEMPLATES: dict[str, str] = {
     "review_rejected": "【1+X证书试点】{school}申报的{certificate}（{level}）试点审核不通过，审核意见：{comment}。"
                        "请登录系统修改后重新提交。",
     "drafts_expired": "【1+X证书试点】{school}：{plan}申报已截止，未提交的申报草稿已过期。",
+    "registration_code": "【1+X证书试点】您正在注册试点院校申报系统，验证码：{code}，{minutes} 分钟内有效。"
+                         "如非本人操作，请忽略本短信。",
+    "account_refused": "【1+X证书试点】{school}的试点院校申报系统注册申请未通过审核，审核意见：{comment}。"
+                       "如有疑问请联系省级教育行政部门。",
 }
 SECRET_PARAMS = ("password",)
 MASK = "******"
 # What each message is about, for those who may see that a message went but not what it said.
 TEMPLATE_LABELS: dict[str, str] = {
     "account_issued": "账号开通", "account_reset": "密码重置", "review_approved": "审核通过通知",
-    "review_rejected": "审核不通过通知", "drafts_expired": "草稿过期通知",
+    "review_rejected": "审核不通过通知", "drafts_expired": "草稿过期通知", "registration_code": "注册验证码",
+    "account_refused": "注册未通过通知",
 }
 RESEND_PARAM = "_resend"  # kept in params (never a template variable): how often an admin resent the message
 

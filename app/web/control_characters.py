@@ -21,7 +21,7 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # The app's own fields (the JSON-schema forms' fields take their titles from the schemas).
 FIELD_LABELS = {
     "username": "账号", "password": "密码", "current": "当前密码", "confirm": "确认新密码",
-    "province": "所在省市", "city": "所在城市", "school": "院校名称", "phone": "手机号", "q": "搜索内容",
+    "province": "所在省市", "city": "所在城市", "school": "院校名称", "phone": "手机号", "sms_code": "验证码", "q": "搜索内容",
     "province_code": "省份", "city_code": "所属城市", "display_name": "姓名/单位", "role": "角色",
     "plan_id": "申报计划", "name": "名称", "code": "代码", "scope": "范围", "reason": "原因", "note": "发布说明",
     "notes": "说明", "starts_at": "申报开始时间", "ends_at": "申报截止时间", "review_deadline": "审核截止时间",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, flash, redirect, render_template, request, url_for
+from flask import Flask, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 from app import clock
 from app.accounts import role_views, school_account_views, staff_views
 from app.accounts import views as auth_views
+from app.accounts.models import ACCOUNT_STATUS_LABELS
 from app.accounts.services import load_user
 from app.core.errors import Forbidden, NotFound, ServiceError
 from app.dashboards import views as dashboard_views
@@ -61,6 +62,7 @@ def register_blueprints(app: Flask) -> None:
     @app.before_request
     def _force_password_change() -> Response | None:
         if (current_user.is_authenticated and current_user.must_change_password
+                and not session.get(auth_views.PASSWORD_PROMPT)
                 and request.endpoint not in ("auth.change_password", "auth.logout", "static")):
             flash("首次登录请先修改初始密码", "warning")
             return redirect(url_for("auth.change_password"))
@@ -119,4 +121,5 @@ def register_blueprints(app: Flask) -> None:
 
     app.jinja_env.filters["local"] = clock.format_local
     app.jinja_env.globals["sms_status_label"] = SMS_STATUS_LABELS.get
+    app.jinja_env.globals["account_status_label"] = lambda status: ACCOUNT_STATUS_LABELS.get(status, status)
     app.jinja_env.globals["action_label"] = lambda action: ACTION_LABELS.get(action, action)
