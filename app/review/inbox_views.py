@@ -31,7 +31,8 @@ def task(task_id: int) -> str | Response | tuple[str, int]:
     session = db.session()
     user = acting_user()
     human_task, decl, form = task_service.task_context(session, user, task_id)
-    context = {"task": human_task, "declaration": decl, "form": form,
+    subject = task_service.task_subjects(session, [human_task]).get((human_task.subject_type, human_task.subject_id))
+    context = {"task": human_task, "declaration": decl, "form": form, "subject": subject or task_service.TaskSubject(),
                "history": decl_service.history(session, decl.id) if decl else [],
                "majors": decl_service.major_names(session, list(decl.majors)) if decl else {}}
     if request.method == "GET":
