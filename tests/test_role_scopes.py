@@ -68,10 +68,10 @@ def jiangsu_school(app: Flask) -> str:
     return school_account(app, JS_SCHOOL)
 
 
-def declare(app: Flask, client: Any, certificate: str) -> int:
+def declare(app: Flask, client: Any, certificate: str, level: str = "中级") -> int:
     response = client.post("/school/declarations/new", data={
-        **declaration_form(app, certificate_id=str(certificate_id(app, certificate))), "action": "submit"})
-    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+        **declaration_form(app, certificate_id=str(certificate_id(app, certificate)), level=level), "action": "submit"})
+    assert response.status_code == 302, re.findall(r"role=\"alert\">([^<]+)", response.get_data(as_text=True))
     with app.app_context():
         return db.session.scalars(select(Declaration.id).order_by(Declaration.id.desc())).first()
 
