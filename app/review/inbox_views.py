@@ -21,7 +21,8 @@ def inbox() -> str:
     """The user's open tasks."""
     if current_user.role == "school":
         abort(403)
-    return render_template("review/inbox.html", rows=task_service.inbox(db.session(), acting_user()))
+    return render_template("review/inbox.html", rows=task_service.inbox(db.session(), acting_user()),
+                           limit=task_service.INBOX_LIMIT)
 
 
 @bp.route("/<int:task_id>", methods=["GET", "POST"])
