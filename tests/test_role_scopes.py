@@ -165,6 +165,11 @@ def test_an_organisation_scopes_its_roles_and_members_to_its_certificates_across
     with app.app_context():
         scope = staff_scope(db.session(), db.session.scalars(select(User).where(User.username == "org_member")).one())
         assert scope.province_code is None and scope.certificate_ids == {web}
+        # A lane may name the added national role, never the built-in national staff roles.
+        lanes = roles.lane_roles(db.session())
+        assert "org_confirm" in lanes and "cert_expert" in lanes and not {"analyst", "ministry_admin"} & set(lanes)
+    editor = logged_in(app, "analyst").get("/processes/declaration/edit").get_data(as_text=True)
+    assert "org_confirm" in editor and "cert_expert" in editor
     assert inbox_tasks(logged_in(app, "logistics_expert")) == set()
     web_tasks = {open_task(app, decls["gd_web"], "cert_expert"), open_task(app, decls["js_web"], "cert_expert")}
     assert inbox_tasks(logged_in(app, "web_expert")) == web_tasks
