@@ -1,6 +1,6 @@
 """All models, imported so that metadata is complete."""
 from app.accounts.models import PhoneCode, User
-from app.accounts.role_models import Role
+from app.accounts.role_models import Organisation, OrganisationCertificate, Role, RoleCertificate
 from app.core.db import Base
 from app.declarations.models import Declaration, DeclarationEvent
 from app.masterdata.models import Certificate, Division, Major, School
@@ -10,6 +10,7 @@ from app.sms.models import AuditEntry, SmsMessage
 
 __all__ = [
     "AuditEntry", "Base", "Certificate", "Declaration", "DeclarationEvent", "DeclarationPlan", "Division",
-    "HumanTask", "Major", "PhoneCode", "PlanCertificate", "ProcessIncident", "PlanResult", "ProcessInstance", "ProcessVersion", "Role", "School", "ServiceCall",
+    "HumanTask", "Major", "Organisation", "OrganisationCertificate", "PhoneCode", "PlanCertificate", "ProcessIncident",
+    "PlanResult", "ProcessInstance", "ProcessVersion", "Role", "RoleCertificate", "School", "ServiceCall",
     "SmsMessage", "User",
 ]

@@ -101,3 +101,16 @@ def pending_registration(app: Flask, school_name: str, phone: str) -> int:
         account, _ = start_registration(session, found, phone)
         session.commit()
         return account.id
+def school_account(app: Flask, school_name: str, phone: str = "13900002222") -> str:
+    """Issue an account to a school of the demo list, its password the demo one; return its username."""
+    from app.accounts.registration import issue_account
+
+    with app.app_context():
+        session = db.session()
+        target = session.scalars(select(School).where(School.name == school_name)).one()
+        creds = issue_account(session, target, phone, origin="registered")
+        account = session.get(User, creds.user_id)
+        account.must_change_password = False
+        account.set_password(DEMO_PASSWORD)
+        session.commit()
+        return creds.username

@@ -467,7 +467,7 @@ def test_a_bad_role_code_is_refused_with_its_reason(app):
     response = client.post("/admin/roles", data={"code": "City Reviewer", "name": "市", "scope": "county"})
     assert response.status_code == 422
     page = _text(response)
-    assert "角色代码：小写字母开头" in page and "角色名称：2–32 个字" in page and "范围：请选择省级或市级" in page
+    assert "角色代码：小写字母开头" in page and "角色名称：2–32 个字" in page and "范围：请选择省级、市级、按证书或全国" in page
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Role).where(Role.builtin.is_(False))) == 0
 
@@ -480,7 +480,7 @@ ANALYST_PAGES = [("get", "/processes"), ("get", "/processes/declaration"), ("get
                  ("post", "/processes/declaration/revert"), ("post", "/processes/versions/1/migrate"),
                  ("get", "/processes/instances/1"), ("get", "/processes/incidents"),
                  ("post", "/processes/incidents/1/retry"), ("get", "/admin/roles"), ("post", "/admin/roles"),
-                 ("post", "/admin/roles/members")]
+                 ("post", "/admin/roles/members"), ("post", "/admin/roles/organisations")]
 
 
 @pytest.mark.parametrize("username", ["zjxx_weekly", "gd_reviewer", "gd_admin"])

@@ -47,6 +47,8 @@ class User(UserMixin, Base):
     province_code: Mapped[str | None] = mapped_column(String(6), ForeignKey("division.code"), nullable=True)
     city_code: Mapped[str | None] = mapped_column(String(6), ForeignKey("division.code"), nullable=True)
     school_id: Mapped[int | None] = mapped_column(ForeignKey("school.id"), unique=True, nullable=True)
+    # A member of a training-evaluation organisation sees only the organisation's certificates.
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"), nullable=True)
     phone: Mapped[str | None] = mapped_column(String(16), nullable=True)
     must_change_password: Mapped[bool] = mapped_column(default=False)
     is_active_account: Mapped[bool] = mapped_column(default=True)

@@ -60,10 +60,11 @@ def list_staff(session: Session, user: User, province_code: str = "") -> list[St
 
 
 def check_staff_fields(session: Session, errors: dict[str, str], *, province_code: str, username: str,
-                       display_name: str) -> Division | None:
-    """Add field errors for a new staff account's province, username and name; return the province."""
+                       display_name: str, province_required: bool = True) -> Division | None:
+    """Add field errors for a new staff account's province (perhaps optional), username and name; return the
+    province."""
     province = session.get(Division, province_code) if province_code else None
-    if province is None or province.level != LEVEL_PROVINCE:
+    if (province_code or province_required) and (province is None or province.level != LEVEL_PROVINCE):
         errors["province_code"] = "所属省份：请选择省份"
     if not USERNAME_RE.match(username):
         errors["username"] = "账号：3–32 位，字母开头，可含字母、数字和 _ . -"

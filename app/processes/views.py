@@ -198,7 +198,8 @@ def _editor(key: str, base: ProcessVersion, *, shown_xml: str | None, scope: str
     session = db.session()
     shown_xml = _openable(shown_xml)
     names = _province_names()
-    lane_roles = [{"code": r.code, "name": r.name} for r in all_roles(session) if r.scope != "national"]
+    lanes = set(process_admin.known_lanes(session))
+    lane_roles = [{"code": r.code, "name": r.name} for r in all_roles(session) if r.code in lanes]
     config = {
         "mode": "modeler",
         "fileName": f"{key}-{scope or 'national'}-draft",

@@ -1,7 +1,10 @@
-"""Any staff role's inbox: the open tasks of its lanes in its scope, done through the task's own form.
+"""One staff inbox (我的待办): the open tasks of every lane a staff user works, in its role's scope, each with its
+subject named (school, certificate, plan), done through the task's own form.
 
-Review roles added by analysts (for example a city-level first review) work here without new code: a
-diagram lane names the role, users of the role see the tasks of their province or city.
+Roles added by analysts work here without new code: a diagram lane names the role, and users of the role see the
+tasks of their province, their city, their certificates (or their organisation's), or of the whole nation. The
+provincial review tasks are here too; the review queue stays the specialised view for them, and a decision taken
+here goes through the same service (claims keep two reviewers apart).
 """
 from __future__ import annotations
 
@@ -10,21 +13,65 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from app.accounts.models import ROLE_PROVINCE_REVIEWER, ROLE_SCHOOL, User
-from app.accounts.role_models import SCOPE_CITY, SCOPE_PROVINCE, Role
+from app.accounts.models import User
+from app.accounts.scopes import StaffScope, staff_scope
 from app.core.errors import Forbidden, NotFound, ServiceError
 from app.declarations import lifecycle
 from app.declarations.models import Declaration
 from app.engine import engine
 from app.engine.runtime import EngineError, TaskNotAvailable
 from app.forms import FormSpec, build_form, validate
-from app.masterdata.models import Division, School
+from app.masterdata.models import Certificate, Division, School
+from app.plans.models import DeclarationPlan, PlanCertificate
 from app.processes.models import HumanTask, ProcessInstance, ProcessVersion
+from app.review import services as review_service
+from app.review.queue_queries import REVIEW_LANES
 
-QUEUE_ROLES = (ROLE_PROVINCE_REVIEWER,)  # province_admin tasks (registration approvals, say) are done here
+INBOX_LIMIT = 500
+
+
+@dataclass
+class TaskSubject:
+    """What a task is about, by name: the school, the certificate (and level) and the plan."""
+
+    school: str = ""
+    certificate: str = ""
+    plan: str = ""
+
+
+@dataclass
+class InboxRow:
+    """One open task of the inbox with its subject named."""
+
+    task: HumanTask
+    subject: TaskSubject
+
+    @property
+    def is_review(self) -> bool:
+        """Whether this is a provincial review task (the review queue is its specialised view)."""
+        return self.task.lane in REVIEW_LANES and self.task.subject_type == "declaration"
+
+
+def scope_terms(scope: StaffScope) -> list[Any]:
+    """The terms that keep open human tasks to a scope's lanes, province, city and certificates."""
+    terms: list[Any] = [HumanTask.lane.in_(scope.lanes), HumanTask.completed_at.is_(None)]
+    if scope.province_code is not None:
+        terms.append(HumanTask.province_code == scope.province_code)
+    if scope.city_code is not None:
+        terms.append(HumanTask.city_code == scope.city_code)
+    if scope.certificate_ids is not None:
+        certificates = sorted(scope.certificate_ids)
+        # A declaration's certificate is read from the declaration (a school may change it before resubmitting);
+        # a plan is within the scope when it offers one of the certificates.
+        terms.append(or_(
+            and_(HumanTask.subject_type == "declaration", HumanTask.subject_id.in_(
+                select(Declaration.id).where(Declaration.certificate_id.in_(certificates)))),
+            and_(HumanTask.subject_type == "plan", HumanTask.subject_id.in_(
+                select(PlanCertificate.plan_id).where(PlanCertificate.certificate_id.in_(certificates))))))
+    return terms
 
 
 @dataclass
@@ -54,26 +101,41 @@ def registrants(session: Session, tasks: list[HumanTask]) -> dict[int, Registran
 
 
 def _scoped(session: Session, user: User) -> Any:
-    role = session.get(Role, user.role)
-    if role is None or user.role == ROLE_SCHOOL:
-        raise Forbidden("该账号没有待办事项")
-    if user.role in QUEUE_ROLES:
-        # Provincial review goes through the review queue, where claims keep two reviewers apart.
-        raise Forbidden("省级审核请在“审核”队列中办理")
-    stmt = select(HumanTask).where(HumanTask.lane == user.role, HumanTask.completed_at.is_(None))
-    if role.scope in (SCOPE_PROVINCE, SCOPE_CITY):
-        stmt = stmt.where(HumanTask.province_code == user.province_code)
-    if role.scope == SCOPE_CITY:
-        stmt = stmt.where(HumanTask.city_code == user.city_code)
-    return stmt
+    return select(HumanTask).where(*scope_terms(staff_scope(session, user)))
 
 
-def inbox(session: Session, user: User) -> list[tuple[HumanTask, Declaration | None]]:
-    """Return the user's open tasks, oldest first, with their declarations (registrants: see registrants)."""
-    tasks = list(session.scalars(_scoped(session, user).order_by(HumanTask.created_at, HumanTask.id).limit(500)))
-    decls = {d.id: d for d in session.scalars(select(Declaration).where(Declaration.id.in_(
-        [t.subject_id for t in tasks if t.subject_type == "declaration"])))} if tasks else {}
-    return [(t, decls.get(t.subject_id) if t.subject_type == "declaration" else None) for t in tasks]
+def task_subjects(session: Session, tasks: list[HumanTask]) -> dict[tuple[str, int], TaskSubject]:
+    """Name the subjects of tasks: one statement per kind of subject, never one per task."""
+    ids: dict[str, set[int]] = {}
+    for task in tasks:
+        ids.setdefault(task.subject_type, set()).add(task.subject_id)
+    named: dict[tuple[str, int], TaskSubject] = {}
+    if ids.get("declaration"):
+        for decl_id, school, certificate, level, plan in session.execute(
+                select(Declaration.id, School.name, Certificate.name, Declaration.level, DeclarationPlan.name)
+                .join(School, School.id == Declaration.school_id)
+                .join(Certificate, Certificate.id == Declaration.certificate_id)
+                .outerjoin(DeclarationPlan, DeclarationPlan.id == Declaration.plan_id)
+                .where(Declaration.id.in_(ids["declaration"]))):
+            named[("declaration", decl_id)] = TaskSubject(school, f"{certificate}（{level}）" if level else certificate,
+                                                          plan or "")
+    if ids.get("plan"):
+        for plan_id, plan in session.execute(select(DeclarationPlan.id, DeclarationPlan.name)
+                                             .where(DeclarationPlan.id.in_(ids["plan"]))):
+            named[("plan", plan_id)] = TaskSubject(plan=plan)
+    if ids.get("user"):  # a school's account (registration)
+        for user_id, school in session.execute(select(User.id, School.name).join(School, School.id == User.school_id)
+                                               .where(User.id.in_(ids["user"]))):
+            named[("user", user_id)] = TaskSubject(school=school)
+    return named
+
+
+def inbox(session: Session, user: User) -> list[InboxRow]:
+    """Return the user's open tasks of every lane it works, oldest first, with their subjects named."""
+    tasks = list(session.scalars(_scoped(session, user).order_by(HumanTask.created_at, HumanTask.id)
+                                 .limit(INBOX_LIMIT)))
+    named = task_subjects(session, tasks)
+    return [InboxRow(t, named.get((t.subject_type, t.subject_id), TaskSubject())) for t in tasks]
 
 
 def task_context(session: Session, user: User, task_id: int) -> tuple[HumanTask, Declaration | None, FormSpec]:
@@ -96,16 +158,18 @@ def complete(session: Session, user: User, task_id: int, values: Mapping[str, An
     errors = validate(form, values)
     if errors:
         raise ServiceError("表单信息有误", errors)
+    if decl is not None and task.lane in REVIEW_LANES:
+        # The provincial review: the same decision as in the review queue, under its claims.
+        review_service.decide(session, user, decl.id, values)
+        return task
     decision = values.get("decision")
     step = lifecycle.task_done(decl, user, task.title, decision, form.choice_label("decision", decision),
                                values.get("comment") or None) if decl is not None else None
     try:
-        engine().complete_task(session, task.instance_id, task.task_id, actor_id=user.id, lanes=[user.role],
+        engine().complete_task(session, task.instance_id, task.task_id, actor_id=user.id, lanes=[task.lane],
                                data=dict(values), side=step)
     except TaskNotAvailable:
         raise Forbidden("该事项已由他人处理，请刷新查看最新状态") from None
     except EngineError as exc:
         raise ServiceError(str(exc)) from exc
     return task
-    if step is not None:
-        return task

@@ -24,8 +24,8 @@ def inbox() -> str:
         abort(403)
     session = db.session()
     rows = task_service.inbox(session, acting_user())
-    return render_template("review/inbox.html", rows=rows,
-                           registrants=task_service.registrants(session, [t for t, _ in rows]))
+    return render_template("review/inbox.html", rows=rows, limit=task_service.INBOX_LIMIT,
+                           registrants=task_service.registrants(session, [row.task for row in rows]))
 
 
 @bp.route("/<int:task_id>", methods=["GET", "POST"])
@@ -35,7 +35,8 @@ def task(task_id: int) -> str | Response | tuple[str, int]:
     session = db.session()
     user = acting_user()
     human_task, decl, form = task_service.task_context(session, user, task_id)
-    context = {"task": human_task, "declaration": decl, "form": form,
+    subject = task_service.task_subjects(session, [human_task]).get((human_task.subject_type, human_task.subject_id))
+    context = {"task": human_task, "declaration": decl, "form": form, "subject": subject or task_service.TaskSubject(),
                "registrant": task_service.registrants(session, [human_task]).get(human_task.id),
                "history": decl_service.history(session, decl.id) if decl else [],
                "majors": decl_service.major_names(session, list(decl.majors)) if decl else {}}

@@ -15,13 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app.accounts.models import User
 from app.declarations.models import Declaration
 from app.demo import DEMO_PASSWORD
 from app.extensions import db
-from app.masterdata.models import School
 from app.processes.models import ProcessInstance, ProcessVersion
-from tests.factories import declaration_form
+from tests.factories import declaration_form, school_account
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -149,16 +147,7 @@ def version_of(server: Any, declaration_id: int) -> ProcessVersion:
 
 
 def jiangsu_school_account(server: Any) -> str:
-    with server.app.app_context():
-        from app.accounts.registration import issue_account
-        session = db.session()
-        school = session.scalars(select(School).where(School.name == "金陵工程职业技术学院")).one()
-        creds = issue_account(session, school, "13900002222", origin="registered")
-        user = session.get(User, creds.user_id)
-        user.must_change_password = False
-        user.set_password(DEMO_PASSWORD)
-        session.commit()
-        return creds.username
+    return school_account(server.app, "金陵工程职业技术学院")
 
 
 # ---------------------------------------------------------------- the story
