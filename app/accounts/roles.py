@@ -144,7 +144,7 @@ def role_members(session: Session, user: User) -> dict[str, list[RoleMember]]:
     custom = list(session.scalars(select(Role.code).where(Role.builtin.is_(False))))
     names = {d.code: d.name for d in session.scalars(select(Division).where(
         Division.level.in_((LEVEL_PROVINCE, LEVEL_PREFECTURE))))}
-    organisations = dict(session.execute(select(Organisation.id, Organisation.name)).tuples().all())
+    organisations = dict(session.execute(select(Organisation.id, Organisation.name)).all())
     result: dict[str, list[RoleMember]] = {code: [] for code in custom}
     for member in session.scalars(select(User).where(User.role.in_(custom)).order_by(User.username)):
         result[member.role].append(RoleMember(member, names.get(member.province_code or "", ""),
