@@ -18,6 +18,7 @@ from app.plans.models import PLAN_ANNOUNCING, PLAN_CLOSED, PLAN_FINISHED, Declar
 from app.processes.jobs import enqueue_deliveries
 from app.processes.models import HumanTask
 from app.sms import services as sms
+from app.sms import templates as sms_templates
 from app.sms.models import SmsMessage
 
 
@@ -68,13 +69,15 @@ def _notify_draft_only_schools(session: Session, plan: DeclarationPlan, school_i
     keys = [f"plan:{plan.id}:drafts-expired:{r.id}" for r in recipients]
     existing = set(session.scalars(select(SmsMessage.idempotency_key).where(SmsMessage.idempotency_key.in_(keys)))) if keys else set()
     rows = []
+    template = sms_templates.resolve(session, "drafts_expired", plan.province_code)
+    if template is None:
+        raise ValueError("未知短信模板：drafts_expired（请在“短信模板”页面添加）")
+    backend = sms.configured_backend_name()
     for r, key in zip(recipients, keys):
         if key in existing:
             continue
-        params = {"school": r.name, "plan": plan.name}
-        rows.append({"idempotency_key": key, "phone": r.phone, "template": "drafts_expired", "params": params,
-                     "body": sms.render("drafts_expired", params), "backend": "outbox", "status": "queued",
-                     "attempts": 0, "province_code": plan.province_code, "created_at": clock.now()})
+        rows.append(sms.message_row(template, key=key, phone=r.phone, params={"school": r.name, "plan": plan.name},
+                                    backend=backend, province_code=plan.province_code))
     if rows:
         session.execute(insert(SmsMessage), rows)
         ids = list(session.scalars(select(SmsMessage.id).where(SmsMessage.idempotency_key.in_([r["idempotency_key"] for r in rows]))))

@@ -231,7 +231,7 @@ def check(key: str) -> Response:
     if draft.xml is not None and not draft.problems:
         session = db.session()
         try:
-            parsed = process_admin.validate(session, key, draft.xml, base.forms)
+            parsed = process_admin.validate(session, key, draft.xml, base.forms, scope)
         except InvalidProcess as exc:
             result.problems = list(exc.problems)
         else:

@@ -20,9 +20,9 @@ from app.sms.services import (
     SMS_SENDING,
     SMS_UNKNOWN,
     STATUS_LABELS,
-    TEMPLATE_LABELS,
     is_stale_sending,
 )
+from app.sms.templates import labels as template_labels
 
 PER_PAGE = 50
 # The statuses staff can filter by, in the order of a message's life.
@@ -121,6 +121,7 @@ def list_messages(session: Session, user: User, *, phone: str = "", status: str 
     codes = {m.province_code for m in messages if m.province_code}
     names = {code: name for code, name in session.execute(
         select(Division.code, Division.name).where(Division.code.in_(codes)))} if codes else {}
+    kinds = template_labels(session, (m.template for m in messages))
     may_resend = user.role in RESENDERS
     shows_content = user.role in CONTENT_READERS
     rows = []
@@ -130,7 +131,7 @@ def list_messages(session: Session, user: User, *, phone: str = "", status: str 
             id=m.id, created_at=m.created_at, sent_at=m.sent_at,
             next_attempt_at=m.next_attempt_at if m.status == "retrying" else None,
             phone=m.phone if shows_content else mask_phone(m.phone),
-            kind=TEMPLATE_LABELS.get(m.template, m.template), body=m.body if shows_content else "", status=shown,
+            kind=kinds.get(m.template, m.template), body=m.body if shows_content else "", status=shown,
             status_label=STATUS_LABELS.get(shown, shown), attempts=m.attempts, error=m.error or "",
             backend=m.backend, province=names.get(m.province_code or "", m.province_code or ""),
             can_resend=may_resend and shown in (SMS_FAILED, SMS_UNKNOWN)))
