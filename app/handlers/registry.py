@@ -10,7 +10,8 @@ HANDLERS: dict[str, Handler] = {
     "sms_send": Handler(sms_send, ("phone", "template"), ("vars", "message_ref"), "发送短信"),
     "sms_many": Handler(sms_many, ("template", "selector"), ("plan_id", "vars"),
                         "群发短信：按 selector 选出的每个收件人发送一条（每步骤每人至多一条）"),
-    "plan_close": Handler(plan_close, ("plan_id",), (), "截止申报：草稿过期并短信通知只有草稿的院校"),
+    "plan_close": Handler(plan_close, ("plan_id",), ("notify_drafts",),
+                          "截止申报：草稿过期；notify_drafts 为 True（默认）时并短信通知只有草稿的院校"),
     "plan_compute_results": Handler(plan_compute_results, ("plan_id",), (), "计算试点院校结果"),
     "plan_end_announcement": Handler(plan_end_announcement, ("plan_id",), (), "结束结果公示"),
 }

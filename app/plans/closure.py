@@ -30,9 +30,9 @@ def _lock_plan(session: Session, plan_id: int) -> DeclarationPlan:
     return plan
 
 
-def close_plan(session: Session, plan_id: int) -> dict[str, Any]:
+def close_plan(session: Session, plan_id: int, notify_drafts: bool = True) -> dict[str, Any]:
     """Close the window: drafts expire, declarations returned to the school can no longer change, schools with only
-    drafts are told."""
+    drafts are told (unless notify_drafts is False: the plan process then tells them with a message to many)."""
     plan = _lock_plan(session, plan_id)
     if plan.closed_at is not None:
         return {"already": True, "expired": 0, "notified": 0}
@@ -53,7 +53,9 @@ def close_plan(session: Session, plan_id: int) -> dict[str, Any]:
         eng.terminate_many(session, [instances[i] for i, s in closed.final_status.items() if s == status and i in instances],
                            status)
     expired = set(closed.expired)
-    notified = _notify_draft_only_schools(session, plan, {r.school_id for r in rows if r.id in expired})
+    notified = 0
+    if notify_drafts:
+        notified = _notify_draft_only_schools(session, plan, {r.school_id for r in rows if r.id in expired})
     return {"already": False, "expired": len(closed.expired), "locked_rejected": len(closed.locked),
             "notified": notified}
 
