@@ -26,7 +26,7 @@ from app.processes.jobs import deliver_message, enqueue_deliveries, enqueue_deli
 from app.processes.models import ProcessInstance
 from app.queue import jobs
 from app.sms import services as sms
-from app.sms.models import AuditEntry, SmsMessage
+from app.sms.models import AuditEntry, SmsMessage, SmsTemplate
 from app.sms.templates import shipped_templates
 from tests.conftest import run_jobs
 from tests.factories import login, with_demo
@@ -118,6 +118,25 @@ def test_aliyun_sends_through_the_sdk_with_template_code_params_and_out_id(app: 
     assert (accepted.phone, accepted.sign_name, accepted.template_code) == (PHONE, SIGN, CODES["review_approved"])
     assert accepted.template_param == APPROVED and accepted.out_id == f"xpilot-{message_id}"
     assert aliyun.rejected == []  # the signature (ACS3-HMAC-SHA256 with our secret) was verified
+
+
+def test_the_template_code_is_the_registry_s_as_it_was_when_the_message_was_queued(app: Flask,
+                                                                                   aliyun: StandIn) -> None:
+    aliyun.templates["SMS_440000001"] = ("school", "certificate", "level")
+
+    def set_code(code: str) -> None:
+        with app.app_context():
+            template = db.session.scalars(select(SmsTemplate).where(SmsTemplate.name == "review_approved")).one()
+            template.provider_code = code
+            db.session.commit()
+
+    set_code("SMS_440000001")
+    message_id = queue(app)
+    set_code("SMS_CHANGED_LATER")  # an edit after queueing changes nothing for this message
+    run_jobs(app)
+    assert row(app, message_id).status == "sent"
+    [accepted] = aliyun.accepted
+    assert accepted.template_code == "SMS_440000001" and accepted.template_param == APPROVED
 
 
 def test_wrong_secret_is_refused_by_the_provider_and_fails_without_retry(app: Flask, aliyun: StandIn) -> None:
