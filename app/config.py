@@ -55,6 +55,7 @@ class Settings:
     sms_max_attempts: int = 3
     sms_retry_backoff: tuple[int, ...] = (30, 120, 600)
     sms_sending_timeout: int = 300
+    sms_bulk_per_minute: int = 300
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -100,6 +101,8 @@ def load_settings(overrides: dict[str, object] | None = None) -> Settings:
     if backoff:
         settings.sms_retry_backoff = tuple(int(part) for part in backoff.split(",") if part.strip())
     settings.sms_sending_timeout = int(os.environ.get("SMS_SENDING_TIMEOUT", "300"))
+    # Messages to many (sms_many) are delivered at most this many a minute, within the provider's rate limit.
+    settings.sms_bulk_per_minute = int(os.environ.get("SMS_BULK_PER_MINUTE", "300"))
     settings.service_drain_linger = float(os.environ.get("XPILOT_DRAIN_LINGER", "0.25"))
     outbox_delay = os.environ.get("XPILOT_OUTBOX_DELAY", "")
     if outbox_delay:

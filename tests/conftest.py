@@ -111,7 +111,7 @@ def texts_received(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     send = sms.OutboxBackend.send
 
     def receive(backend: sms.OutboxBackend, message: Any) -> sms.DeliveryResult:
-        received.setdefault(message.phone, []).append(sms.render(message.template, message.params))
+        received.setdefault(message.phone, []).append(sms.delivered_text(message))
         return send(backend, message)
 
     monkeypatch.setattr(sms.OutboxBackend, "send", receive)

@@ -26,7 +26,8 @@ from app.processes.jobs import deliver_message, enqueue_deliveries, enqueue_deli
 from app.processes.models import ProcessInstance
 from app.queue import jobs
 from app.sms import services as sms
-from app.sms.models import AuditEntry, SmsMessage
+from app.sms.models import AuditEntry, SmsMessage, SmsTemplate
+from app.sms.templates import shipped_templates
 from tests.conftest import run_jobs
 from tests.factories import login, register, with_demo
 from tests.sms_standin import Sleep, StandIn
@@ -34,7 +35,8 @@ from tests.test_worker import WorkerProcess, wait_until
 
 PROJECT = Path(__file__).resolve().parents[1]
 AK, SECRET, SIGN = "LTAI5tStandInKey", "stand-in-secret", "1+X证书试点"
-CODES = {name: f"SMS_90000000{i}" for i, name in enumerate(sms.TEMPLATES, 1)}
+NATIONAL = {t["name"]: t["text"] for t in shipped_templates(PROJECT / "bpmn")}
+CODES = {name: f"SMS_90000000{i}" for i, name in enumerate(NATIONAL, 1)}
 PHONE = "13900007777"
 APPROVED = {"school": "岭南交通职业技术学院", "certificate": "Web前端开发职业技能等级证书", "level": "中级"}
 PASSWORD = "Pw-7c1e9f2a"
@@ -45,7 +47,7 @@ ISSUED = {"school": "岭南交通职业技术学院", "username": "9144010001", 
 def standin() -> Iterator[StandIn]:
     """The provider: a stand-in that knows our key, our signature and one approved template per message template."""
     server = StandIn(AK, SECRET, SIGN, {CODES[name]: tuple(f for _, f, _, _ in string.Formatter().parse(text) if f)
-                                        for name, text in sms.TEMPLATES.items()}).start()
+                                        for name, text in NATIONAL.items()}).start()
     yield server
     server.stop()
 
@@ -118,6 +120,25 @@ def test_aliyun_sends_through_the_sdk_with_template_code_params_and_out_id(app: 
     assert aliyun.rejected == []  # the signature (ACS3-HMAC-SHA256 with our secret) was verified
 
 
+def test_the_template_code_is_the_registry_s_as_it_was_when_the_message_was_queued(app: Flask,
+                                                                                   aliyun: StandIn) -> None:
+    aliyun.templates["SMS_440000001"] = ("school", "certificate", "level")
+
+    def set_code(code: str) -> None:
+        with app.app_context():
+            template = db.session.scalars(select(SmsTemplate).where(SmsTemplate.name == "review_approved")).one()
+            template.provider_code = code
+            db.session.commit()
+
+    set_code("SMS_440000001")
+    message_id = queue(app)
+    set_code("SMS_CHANGED_LATER")  # an edit after queueing changes nothing for this message
+    run_jobs(app)
+    assert row(app, message_id).status == "sent"
+    [accepted] = aliyun.accepted
+    assert accepted.template_code == "SMS_440000001" and accepted.template_param == APPROVED
+
+
 def test_wrong_secret_is_refused_by_the_provider_and_fails_without_retry(app: Flask, aliyun: StandIn) -> None:
     app.config["XPILOT"].aliyun_sms["access_key_secret"] = "not-the-secret"
     message = drive(app, queue(app), lambda m: m.status != "queued")
@@ -146,7 +167,7 @@ def test_template_without_a_template_code_fails_without_calling_the_provider(app
     app.config["XPILOT"].aliyun_sms["template_drafts_expired"] = ""
     message = drive(app, queue(app, template="drafts_expired", params={"school": "某校", "plan": "某计划"}),
                     lambda m: m.status == "failed")
-    assert message.error.startswith("TEMPLATE_NOT_CONFIGURED") and "ALIYUN_SMS_TEMPLATE_DRAFTS_EXPIRED" in message.error
+    assert message.error.startswith("TEMPLATE_NOT_CONFIGURED") and "drafts_expired" in message.error
     assert aliyun.requests == []
 
 

@@ -98,4 +98,4 @@ def use_code(session: Session, phone: str, code: str, rules: CodeRules) -> None:
     message = session.get(SmsMessage, row.message_id) if row.message_id else None
     if message is not None:  # used: the record need not show it any more
         message.params = {**message.params, "code": sms.MASK}
-        message.body = sms.render(message.template, message.params)
+        message.body = message.body.replace(code, sms.MASK)  # the text as sent, less the code

@@ -303,3 +303,114 @@ def sample_times(now: datetime | None = None) -> dict[str, str]:
     return {"starts_at": (at - timedelta(days=1)).isoformat(), "ends_at": (at + timedelta(days=10)).isoformat(),
             "review_deadline": (at + timedelta(days=20)).isoformat(),
             "announce_ends_at": (at + timedelta(days=27)).isoformat()}
+
+
+# -- text messages named by service tasks ----------------------------------------------------------------
+
+MESSAGE_OPERATIONS = ("sms_send", "sms_many")
+
+
+@dataclass
+class MessageUsage:
+    """A service task that sends a template: what it names and with which placeholder values.
+
+    template is None when the template parameter is not a quoted name; filled is None when the app prepared the
+    message (message_ref) and so fills the placeholders itself; selector is the literal selector of sms_many.
+    """
+
+    element_id: str
+    element_name: str
+    line: int | None
+    operation: str
+    template: str | None
+    template_source: str
+    filled: dict[str, str] | None  # placeholder -> the expression that fills it
+    selector: Any = None
+    selector_source: str = ""
+    task_name: str = ""
+    problems: list[str] | None = None
+    param_names: frozenset[str] = frozenset()
+
+
+def message_usages(parsed: ParsedProcess) -> list[MessageUsage]:
+    """Return every service task of the diagram that sends a message template."""
+    lines = {el.get("id"): el.sourceline for el in safe_xml(parsed.xml).iter() if el.get("id")}
+    found = []
+    for proc in (parsed.spec, *parsed.subprocess_specs.values()):
+        for name, ts in proc.task_specs.items():
+            if not isinstance(ts, DeferredServiceTask) or ts.operation_name not in MESSAGE_OPERATIONS:
+                continue
+            params = {k: str(v.get("value") or "") for k, v in ts.operation_params.items()}
+            usage = MessageUsage(ts.bpmn_id or name, ts.bpmn_name or "", lines.get(ts.bpmn_id), ts.operation_name,
+                                 _literal_str(params.get("template", "")), params.get("template", ""), {},
+                                 task_name=name, problems=[], param_names=frozenset(params))
+            assert usage.problems is not None
+            if ts.operation_name == "sms_send" and params.get("message_ref"):
+                usage.filled = None
+            elif params.get("vars"):
+                filled = _dict_display(params["vars"])
+                if filled is None:
+                    usage.problems.append(f"vars 参数必须写成字典，键为带引号的占位符名，如 {{'school': school_name}}"
+                                          f"（现为 {params['vars']}）")
+                else:
+                    usage.filled = filled
+            if "selector" in params:
+                usage.selector_source = params["selector"]
+                try:
+                    usage.selector = ast.literal_eval(params["selector"])
+                except (ValueError, SyntaxError):
+                    usage.selector = None
+            found.append(usage)
+    return found
+
+
+def _literal_str(source: str) -> str | None:
+    try:
+        value = ast.literal_eval(source.strip())
+    except (ValueError, SyntaxError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _dict_display(source: str) -> dict[str, str] | None:
+    """Return key -> value source of a dict display with string keys, or None if the source is something else."""
+    try:
+        tree = compile_expression(source)
+    except ExpressionError:
+        return None
+    if not isinstance(tree.body, ast.Dict):
+        return None
+    out: dict[str, str] = {}
+    for key, value in zip(tree.body.keys, tree.body.values):
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+            return None
+        out[key.value] = ast.unparse(value)
+    return out
+
+
+def names_available(parsed: ParsedProcess, given: Mapping[str, str], task_name: str) -> set[str]:
+    """Return the variables an instance surely or possibly holds when it reaches a task: the data given at start,
+    the fields of the forms of user tasks before it, the results of service tasks before it."""
+    for proc in (parsed.spec, *parsed.subprocess_specs.values()):
+        if task_name in proc.task_specs:
+            target = proc.task_specs[task_name]
+            break
+    else:
+        return set(given) | form_fields(parsed) | result_variables(parsed)
+    names = set(given)
+    if proc is not parsed.spec:  # inside a subprocess: whatever the main process may hold before it
+        names |= form_fields(parsed) | result_variables(parsed)
+    seen: set[str] = set()
+    queue = list(target.inputs)
+    while queue:
+        ts = queue.pop()
+        if ts.name in seen:
+            continue
+        seen.add(ts.name)
+        queue.extend(ts.inputs)
+        if isinstance(ts, UserTask):
+            schema = parsed.forms.get(parsed.task_info.get(ts.name, {}).get("form") or "") or {}
+            names.update((schema.get("properties") or {}).keys())
+        elif isinstance(ts, DeferredServiceTask) and ts.result_variable:
+            names.add(ts.result_variable)
+    return names

@@ -10,8 +10,9 @@ from app.processes.models import ServiceCall
 
 
 def plan_close(session: Session, call: ServiceCall) -> dict[str, Any]:
-    """Close the plan's declaration window."""
-    return closure.close_plan(session, int(call.params["plan_id"]))
+    """Close the plan's declaration window (and text the schools left with only drafts, unless notify_drafts is
+    False: plans published since the templates became data text them in a step of their own, sms_many)."""
+    return closure.close_plan(session, int(call.params["plan_id"]), bool(call.params.get("notify_drafts", True)))
 
 
 def plan_compute_results(session: Session, call: ServiceCall) -> dict[str, Any]:

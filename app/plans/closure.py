@@ -18,6 +18,7 @@ from app.plans.models import PLAN_ANNOUNCING, PLAN_CLOSED, PLAN_FINISHED, Declar
 from app.processes.jobs import enqueue_deliveries
 from app.processes.models import HumanTask
 from app.sms import services as sms
+from app.sms import templates as sms_templates
 from app.sms.models import SmsMessage
 
 
@@ -29,9 +30,9 @@ def _lock_plan(session: Session, plan_id: int) -> DeclarationPlan:
     return plan
 
 
-def close_plan(session: Session, plan_id: int) -> dict[str, Any]:
+def close_plan(session: Session, plan_id: int, notify_drafts: bool = True) -> dict[str, Any]:
     """Close the window: drafts expire, declarations returned to the school can no longer change, schools with only
-    drafts are told."""
+    drafts are told (unless notify_drafts is False: the plan process then tells them with a message to many)."""
     plan = _lock_plan(session, plan_id)
     if plan.closed_at is not None:
         return {"already": True, "expired": 0, "notified": 0}
@@ -52,7 +53,9 @@ def close_plan(session: Session, plan_id: int) -> dict[str, Any]:
         eng.terminate_many(session, [instances[i] for i, s in closed.final_status.items() if s == status and i in instances],
                            status)
     expired = set(closed.expired)
-    notified = _notify_draft_only_schools(session, plan, {r.school_id for r in rows if r.id in expired})
+    notified = 0
+    if notify_drafts:
+        notified = _notify_draft_only_schools(session, plan, {r.school_id for r in rows if r.id in expired})
     return {"already": False, "expired": len(closed.expired), "locked_rejected": len(closed.locked),
             "notified": notified}
 
@@ -68,13 +71,15 @@ def _notify_draft_only_schools(session: Session, plan: DeclarationPlan, school_i
     keys = [f"plan:{plan.id}:drafts-expired:{r.id}" for r in recipients]
     existing = set(session.scalars(select(SmsMessage.idempotency_key).where(SmsMessage.idempotency_key.in_(keys)))) if keys else set()
     rows = []
+    template = sms_templates.resolve(session, "drafts_expired", plan.province_code)
+    if template is None:
+        raise ValueError("未知短信模板：drafts_expired（请在“短信模板”页面添加）")
+    backend = sms.configured_backend_name()
     for r, key in zip(recipients, keys):
         if key in existing:
             continue
-        params = {"school": r.name, "plan": plan.name}
-        rows.append({"idempotency_key": key, "phone": r.phone, "template": "drafts_expired", "params": params,
-                     "body": sms.render("drafts_expired", params), "backend": "outbox", "status": "queued",
-                     "attempts": 0, "province_code": plan.province_code, "created_at": clock.now()})
+        rows.append(sms.message_row(template, key=key, phone=r.phone, params={"school": r.name, "plan": plan.name},
+                                    backend=backend, province_code=plan.province_code))
     if rows:
         session.execute(insert(SmsMessage), rows)
         ids = list(session.scalars(select(SmsMessage.id).where(SmsMessage.idempotency_key.in_([r["idempotency_key"] for r in rows]))))

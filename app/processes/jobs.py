@@ -136,13 +136,22 @@ def enqueue_delivery(message_id: int, *, delay: float = 0.0, tag: str = "") -> N
         jobs.queue.enqueue_call(deliver_message, args=(message_id,), **options)
 
 
-def enqueue_deliveries(message_ids: list[int]) -> None:
-    """Queue delivery of many messages, a few hundred per job."""
+def enqueue_deliveries(message_ids: list[int], per_minute: int = 0) -> None:
+    """Queue delivery of many messages, a few hundred per job; with per_minute, at most that many a minute (the
+    provider's rate limit): each minute's share is a job scheduled a minute after the previous one."""
+    size = min(200, per_minute) if per_minute > 0 else 200
+    now = datetime.now(UTC)
     with jobs.redis.pipeline() as pipe:
-        for start in range(0, len(message_ids), 200):
-            chunk = message_ids[start:start + 200]
-            jobs.queue.enqueue_call(deliver_messages, args=(chunk,), job_id=f"smsb-{chunk[0]}-{chunk[-1]}",
-                                    retry=RETRY, result_ttl=600, failure_ttl=7 * 86400, pipeline=pipe)
+        for start in range(0, len(message_ids), size):
+            chunk = message_ids[start:start + size]
+            options: dict[str, Any] = {"job_id": f"smsb-{chunk[0]}-{chunk[-1]}", "retry": RETRY, "result_ttl": 600,
+                                       "failure_ttl": 7 * 86400, "pipeline": pipe}
+            minute = start // per_minute if per_minute > 0 else 0
+            if minute:
+                at = (now + timedelta(minutes=minute, seconds=1)).replace(microsecond=0)
+                jobs.queue.enqueue_at(at, deliver_messages, chunk, **options)
+            else:
+                jobs.queue.enqueue_call(deliver_messages, args=(chunk,), **options)
         pipe.execute()
 
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, render_template
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.accounts.roles import all_roles
@@ -14,7 +15,7 @@ from app.extensions import db
 from app.handlers.registry import HANDLERS
 from app.processes import publish_gate
 from app.processes.views import ANALYST_ROLES, PROCESS_NAMES, analyst_required
-from app.sms import services as sms
+from app.sms.models import NATIONAL, SmsTemplate
 
 bp = Blueprint("manual", __name__, url_prefix="/processes")
 NAV_ITEMS = [(62, ANALYST_ROLES, "分析员手册", "manual.show")]
@@ -70,7 +71,8 @@ def manual_context(session: Session) -> dict[str, Any]:
         "required_meanings": REQUIRED_MEANINGS,
         "vocabularies": vocabularies,
         "operations": operations,
-        "templates": [(name, sms.TEMPLATE_LABELS.get(name, ""), text) for name, text in sms.TEMPLATES.items()],
+        "templates": session.scalars(select(SmsTemplate).where(SmsTemplate.scope == NATIONAL)
+                                     .order_by(SmsTemplate.name)).all(),
         "functions": [(name, *FUNCTION_HELP.get(name, (name + "(…)", ""))) for name in expressions.FUNCTIONS],
         "limits": {"source": expressions.MAX_SOURCE, "sequence": expressions.MAX_SEQUENCE,
                    "seconds": expressions.MAX_SECONDS},

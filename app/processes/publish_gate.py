@@ -8,10 +8,14 @@ A diagram is published (from the editor, `process deploy`, or as a shipped natio
   `x-enum-labels`), and the forms the app itself reads keep the fields it reads;
 - every expression reads only data its instances hold (PROCESS_DATA, its forms' fields, service results), and a
   form field only after a task that fills it for certain (required there);
+- every SMS template it names exists in the registry, and every placeholder of each text the template may render
+  to in the version's scope is filled from data the instance holds at that step (app.processes.message_checks);
 - generated walks through every choice of its forms and every timer, and the saved scenarios, run without error.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -25,6 +29,8 @@ from app.engine.versions import DryRunStep, dry_run
 from app.forms.checks import form_name_problem, schema_problems
 from app.handlers.registry import HANDLERS
 from app.plans.services import PLAN_DATA_FIELDS
+from app.processes.message_checks import message_problems
+from app.sms.templates import TemplateText
 
 # What the app gives each process's instances at start (name -> what it holds); expressions may read these.
 PROCESS_DATA: dict[str, dict[str, str]] = {
@@ -70,18 +76,23 @@ def sample_data(process_key: str) -> dict[str, Any]:
 
 
 def checked(engine: ProcessEngine, process_key: str, xml: str, forms: Mapping[str, Any],
-            lanes: Iterable[str]) -> ParsedProcess:
-    """Return the parsed diagram if it passes the gate; else raise InvalidProcess with every problem found."""
+            lanes: Iterable[str], templates: Mapping[str, list[TemplateText]]) -> ParsedProcess:
+    """Return the parsed diagram if it passes the gate; else raise InvalidProcess with every problem found.
+
+    templates: every text each SMS template may render to in the version's scope (app.sms.templates.texts_for_scope).
+    """
     if process_key not in PROCESS_DATA:
         raise InvalidProcess([Problem(f"未知的流程“{process_key}”：只能发布这些流程："
                                       f"{'、'.join(f'{k}（{v}）' for k, v in PROCESS_NAMES.items())}")])
     parsed = engine.parse(xml, forms, lanes=lanes)
     if parsed.process_id != process_key:
         raise InvalidProcess([Problem(f"流程 id 应为 {process_key}，图中为 {parsed.process_id}")])
-    if _PASSED.get((process_key, parsed.content_hash)):
+    passed_key = (process_key, parsed.content_hash + _templates_hash(templates))
+    if _PASSED.get(passed_key):
         return parsed
     problems = (form_problems(parsed) + misplaced_operations(parsed, process_key)
                 + unknown_variables(parsed, PROCESS_DATA[process_key]))
+    problems += message_problems(parsed, PROCESS_DATA[process_key], templates)
     if not problems:
         problems = fields_read_before_filled(parsed, PROCESS_DATA[process_key])
     if not problems:  # a walk would only fail on the unknown names again
@@ -89,7 +100,7 @@ def checked(engine: ProcessEngine, process_key: str, xml: str, forms: Mapping[st
     if problems:
         raise InvalidProcess(problems)
     if len(_PASSED) < 1000:
-        _PASSED[(process_key, parsed.content_hash)] = True
+        _PASSED[passed_key] = True
     return parsed
 
 
@@ -123,6 +134,11 @@ def misplaced_operations(parsed: ParsedProcess, process_key: str) -> list[Proble
             problems.append(Problem(f"服务操作 {operation}（{handler.description}）只能用于{allowed}流程",
                                     element_id, element_name))
     return problems
+
+
+def _templates_hash(templates: Mapping[str, list[TemplateText]]) -> str:
+    data = {name: [[t.scope, t.text] for t in texts] for name, texts in templates.items()}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
 def dry_run_problems(parsed: ParsedProcess, process_key: str) -> list[Problem]:

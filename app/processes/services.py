@@ -19,6 +19,7 @@ from app.handlers.handler import HANDLERS_KEY
 from app.handlers.registry import HANDLERS
 from app.processes import jobs, publish_gate
 from app.processes.models import ProcessVersion
+from app.sms.templates import install_national_templates, texts_for_scope
 
 SHIPPED_PROCESSES = tuple(publish_gate.PROCESS_DATA)
 LANES = (ROLE_SCHOOL, ROLE_PROVINCE_REVIEWER, ROLE_PROVINCE_ADMIN)
@@ -45,7 +46,7 @@ def publish_version(session: Session, process_key: str, xml: str, forms: dict[st
     """Validate a diagram and make it the version in force for its scope (no-op if unchanged)."""
     if lanes is None:
         lanes = lane_roles(session)
-    parsed = publish_gate.checked(engine(), process_key, xml, forms, lanes)
+    parsed = publish_gate.checked(engine(), process_key, xml, forms, lanes, texts_for_scope(session, province_code))
     scope = ProcessVersion.province_code.is_(None) if province_code is None else ProcessVersion.province_code == province_code
     current = session.scalars(select(ProcessVersion).where(
         ProcessVersion.process_key == process_key, ProcessVersion.active.is_(True), scope)).all()
@@ -61,7 +62,9 @@ def publish_version(session: Session, process_key: str, xml: str, forms: dict[st
 
 
 def install_shipped_processes(session: Session, bpmn_path: Path) -> list[ProcessVersion]:
-    """Publish the shipped diagrams as the national versions where they differ from the one in force."""
+    """Install the shipped national SMS templates the registry lacks, then publish the shipped diagrams as the
+    national versions where they differ from the one in force."""
+    install_national_templates(session, bpmn_path)
     forms = shipped_forms(bpmn_path)
     return [publish_version(session, key, (bpmn_path / f"{key}.bpmn").read_text("utf-8"), forms,
                             province_code=None, published_by="system")

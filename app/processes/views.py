@@ -255,7 +255,7 @@ def check(key: str) -> Response:
     if draft.xml is not None and not result.problems:
         session = db.session()
         try:
-            parsed = process_admin.validate(session, key, draft.xml, forms)
+            parsed = process_admin.validate(session, key, draft.xml, forms, scope)
         except InvalidProcess as exc:
             result.problems = list(exc.problems)
         else:

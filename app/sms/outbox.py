@@ -14,15 +14,16 @@ from app.core.errors import Forbidden, NotFound, ServiceError
 from app.core.transactions import after_commit
 from app.masterdata.models import Division
 from app.processes.jobs import enqueue_delivery
+from app.processes.models import ServiceCall
 from app.sms.models import SMS_FAILED, SMS_QUEUED, AuditEntry, SmsMessage
 from app.sms.services import (
     RESEND_PARAM,
     SMS_SENDING,
     SMS_UNKNOWN,
     STATUS_LABELS,
-    TEMPLATE_LABELS,
     is_stale_sending,
 )
+from app.sms.templates import labels as template_labels
 
 PER_PAGE = 50
 # The statuses staff can filter by, in the order of a message's life.
@@ -64,6 +65,61 @@ class OutboxPage:
     pages: int
     can_resend: bool
     shows_content: bool
+
+
+@dataclass
+class BulkSend:
+    """A message to many (sms_many step) and how far its delivery has come."""
+
+    call_id: int
+    step: str
+    kind: str
+    created_at: datetime | None
+    total: int
+    sent: int
+    pending: int
+    failed: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * (self.sent + self.failed) / self.total) if self.total else 100
+
+
+def bulk_sends(session: Session, user: User, limit: int = 20) -> list[BulkSend]:
+    """Return the newest messages to many in the user's scope, with counts of their messages by outcome."""
+    _require_reader(user)
+    conditions: list[ColumnElement[bool]] = [SmsMessage.service_call_id.is_not(None)]
+    scope = _scope(user)
+    if scope is not None:
+        conditions.append(scope)
+    call_ids = [int(c) for c in session.scalars(select(SmsMessage.service_call_id).where(*conditions).group_by(
+        SmsMessage.service_call_id).order_by(SmsMessage.service_call_id.desc()).limit(limit)) if c is not None]
+    if not call_ids:
+        return []
+    now = clock.now()
+    counts: dict[int, dict[str, int]] = {}
+    rows = session.execute(select(SmsMessage.service_call_id, SmsMessage.status, SmsMessage.next_attempt_at,
+                                  SmsMessage.template).where(*conditions, SmsMessage.service_call_id.in_(call_ids)))
+    templates: dict[int, str] = {}
+    for row in rows:
+        call_id, status, next_at, template = int(row[0] or 0), str(row[1]), row[2], str(row[3])
+        stale = status == SMS_SENDING and next_at is not None and next_at <= now
+        outcome = ("sent" if status == "sent" else "failed" if status in (SMS_FAILED, SMS_UNKNOWN) or stale
+                   else "pending")
+        bucket = counts.setdefault(call_id, {"sent": 0, "failed": 0, "pending": 0})
+        bucket[outcome] += 1
+        templates[call_id] = template
+    calls = {c.id: c for c in session.scalars(select(ServiceCall).where(ServiceCall.id.in_(call_ids)))}
+    kinds = template_labels(session, templates.values())
+    result = []
+    for call_id in call_ids:
+        c = counts.get(call_id, {"sent": 0, "failed": 0, "pending": 0})
+        call = calls.get(call_id)
+        step = call.task_name if call is not None else f"#{call_id}"
+        result.append(BulkSend(call_id, step, kinds.get(templates.get(call_id, ""), templates.get(call_id, "")),
+                               call.created_at if call is not None else None, sum(c.values()), c["sent"],
+                               c["pending"], c["failed"]))
+    return result
 
 
 def newest_messages(session: Session, phone: str | None = None, limit: int = 50) -> list[SmsMessage]:
@@ -121,6 +177,7 @@ def list_messages(session: Session, user: User, *, phone: str = "", status: str 
     codes = {m.province_code for m in messages if m.province_code}
     names = {code: name for code, name in session.execute(
         select(Division.code, Division.name).where(Division.code.in_(codes)))} if codes else {}
+    kinds = template_labels(session, (m.template for m in messages))
     may_resend = user.role in RESENDERS
     shows_content = user.role in CONTENT_READERS
     rows = []
@@ -130,7 +187,7 @@ def list_messages(session: Session, user: User, *, phone: str = "", status: str 
             id=m.id, created_at=m.created_at, sent_at=m.sent_at,
             next_attempt_at=m.next_attempt_at if m.status == "retrying" else None,
             phone=m.phone if shows_content else mask_phone(m.phone),
-            kind=TEMPLATE_LABELS.get(m.template, m.template), body=m.body if shows_content else "", status=shown,
+            kind=kinds.get(m.template, m.template), body=m.body if shows_content else "", status=shown,
             status_label=STATUS_LABELS.get(shown, shown), attempts=m.attempts, error=m.error or "",
             backend=m.backend, province=names.get(m.province_code or "", m.province_code or ""),
             can_resend=may_resend and shown in (SMS_FAILED, SMS_UNKNOWN)))

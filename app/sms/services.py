@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -43,7 +44,16 @@ from sqlalchemy.orm import Session
 
 from app import clock, rowwrites
 from app.core.transactions import held, hold
-from app.sms.models import SMS_FAILED, SMS_QUEUED, SMS_RETRYING, SMS_SENT, SMS_STATUS_LABELS, SmsMessage
+from app.sms.models import (
+    SMS_FAILED,
+    SMS_QUEUED,
+    SMS_RETRYING,
+    SMS_SENT,
+    SMS_STATUS_LABELS,
+    SmsMessage,
+    SmsTemplate,
+)
+from app.sms.templates import placeholders, render_text, resolve
 
 log = logging.getLogger(__name__)
 SMS_SENDING = "sending"
@@ -54,41 +64,31 @@ UNCERTAIN_CODES = frozenset({"TIMEOUT", "CONNECTION_LOST", "LOOKUP_FAILED", "INT
 # RQ schedules in whole seconds, so a scheduled attempt may start up to a second early.
 DUE_SLACK = timedelta(seconds=1)
 
-TEMPLATES: dict[str, str] = {
-    "account_issued": "【1+X证书试点】{school}已注册试点院校申报系统，账号：{username}，初始密码：{password}。"
-                      "首次登录请修改密码，请勿泄露。",
-    "account_reset": "【1+X证书试点】{school}的试点院校申报系统账号：{username}，新密码：{password}。请登录后修改密码。",
-    "review_approved": "【1+X证书试点】{school}申报的{certificate}（{level}）试点已审核通过。",
-    "review_rejected": "【1+X证书试点】{school}申报的{certificate}（{level}）试点审核不通过，审核意见：{comment}。"
-                       "请登录系统修改后重新提交。",
-    "drafts_expired": "【1+X证书试点】{school}：{plan}申报已截止，未提交的申报草稿已过期。",
-    "registration_code": "【1+X证书试点】您正在注册试点院校申报系统，验证码：{code}，{minutes} 分钟内有效。"
-                         "如非本人操作，请忽略本短信。",
-    "account_refused": "【1+X证书试点】{school}的试点院校申报系统注册申请未通过审核，审核意见：{comment}。"
-                       "如有疑问请联系省级教育行政部门。",
-}
 SECRET_PARAMS = ("password",)
 MASK = "******"
-# What each message is about, for those who may see that a message went but not what it said.
-TEMPLATE_LABELS: dict[str, str] = {
-    "account_issued": "账号开通", "account_reset": "密码重置", "review_approved": "审核通过通知",
-    "review_rejected": "审核不通过通知", "drafts_expired": "草稿过期通知", "registration_code": "注册验证码",
-    "account_refused": "注册未通过通知",
-}
 RESEND_PARAM = "_resend"  # kept in params (never a template variable): how often an admin resent the message
 
 
-def render(template: str, params: dict[str, Any]) -> str:
-    """Fill a message template; unknown placeholders stay visible rather than failing."""
-    text = TEMPLATES.get(template)
-    if text is None:
-        raise ValueError(f"未知短信模板：{template}")
+def render(session: Session, template: str, params: dict[str, Any], province_code: str | None = None) -> str:
+    """Fill the template in force for the province; raise ValueError naming an unknown template."""
+    return render_text(_template(session, template, province_code).text, params)
 
-    class _Keep(dict[str, Any]):
-        def __missing__(self, key: str) -> str:
-            return "{" + key + "}"
 
-    return text.format_map(_Keep({k: ("" if v is None else v) for k, v in params.items()}))
+def _template(session: Session, name: str, province_code: str | None) -> SmsTemplate:
+    found = resolve(session, name, province_code)
+    if found is None:
+        raise ValueError(f"未知短信模板：{name}（请在“短信模板”页面添加）")
+    return found
+
+
+def delivered_text(message: SmsMessage) -> str:
+    """The text as the phone shows it: the stored body with its masked secrets filled back while they are kept."""
+    text = message.body
+    for key in SECRET_PARAMS:
+        value = message.params.get(key)
+        if value not in (None, "", MASK):
+            text = text.replace(MASK, str(value))
+    return text
 
 
 def masked(params: dict[str, Any]) -> dict[str, Any]:
@@ -164,7 +164,7 @@ def configured_backend_name() -> str:
 
 def queue_message(session: Session, *, key: str, phone: str, template: str, params: dict[str, Any],
                   backend: str | None = None, province_code: str | None = None, new_key: bool = False) -> SmsMessage:
-    """Record a message to send (once per key) and return it.
+    """Record a message to send (once per key), rendered from the template in force for the province, and return it.
 
     new_key: the caller knows no committed message has the key (the unique index still guards it).
     """
@@ -172,13 +172,25 @@ def queue_message(session: Session, *, key: str, phone: str, template: str, para
         existing = session.scalars(select(SmsMessage).where(SmsMessage.idempotency_key == key)).first()
         if existing is not None:
             return existing
-    message = rowwrites.insert_loaded(session, SmsMessage, {
-        "idempotency_key": key, "phone": phone, "template": template, "params": params,
-        "body": render(template, masked(params)), "backend": backend or configured_backend_name(), "status": SMS_QUEUED,
-        "attempts": 0, "error": None, "provider_message_id": None, "created_at": clock.now(), "sent_at": None,
-        "province_code": province_code, "next_attempt_at": None})
+    message = rowwrites.insert_loaded(session, SmsMessage, message_row(
+        _template(session, template, province_code), key=key, phone=phone, params=params,
+        backend=backend or configured_backend_name(), province_code=province_code))
     hold(session, HELD_MESSAGES, message.id, message)  # no other transaction can see it yet
     return message
+
+
+def message_row(found: SmsTemplate, *, key: str, phone: str, params: Mapping[str, Any], backend: str,
+                province_code: str | None, service_call_id: int | None = None) -> dict[str, Any]:
+    """Return the column values of a queued message: its params are the template's placeholders (what the provider's
+    template receives), its body the text rendered now with secrets masked."""
+    names = placeholders(found.text)
+    kept = {name: params.get(name) for name in names}
+    kept.update({k: v for k, v in params.items() if k.startswith("_")})
+    return {"idempotency_key": key, "phone": phone, "template": found.name, "params": kept,
+            "body": render_text(found.text, masked(kept)), "backend": backend, "status": SMS_QUEUED, "attempts": 0,
+            "error": None, "provider_message_id": None, "created_at": clock.now(), "sent_at": None,
+            "province_code": province_code, "next_attempt_at": None, "provider_template": found.provider_code or None,
+            "service_call_id": service_call_id}
 
 
 HELD_MESSAGES = "sms messages"  # app.core.transactions: messages the open transaction inserted or locked

@@ -30,7 +30,9 @@ def outbox() -> str:
     page = outbox_service.list_messages(db.session(), acting_user(), phone=filters.get("phone", ""),
                                         status=filters.get("status", ""),
                                         page=request.args.get("page", 1, type=int) or 1)
-    return render_template("sms/outbox.html", page=page, filters=filters, statuses=outbox_service.STATUS_FILTERS)
+    bulk = outbox_service.bulk_sends(db.session(), acting_user())
+    return render_template("sms/outbox.html", page=page, filters=filters, statuses=outbox_service.STATUS_FILTERS,
+                           bulk=bulk)
 
 
 @bp.post("/outbox/<int:message_id>/resend")

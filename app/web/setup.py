@@ -24,6 +24,7 @@ from app.processes import manual as process_manual
 from app.processes import views as process_views
 from app.review import inbox_views
 from app.review import views as review_views
+from app.sms import template_views as sms_template_views
 from app.sms import views as sms_views
 from app.sms.models import SMS_STATUS_LABELS
 from app.web import control_characters, public
@@ -32,7 +33,8 @@ from app.web.converters import RowIdConverter
 # Every domain's views (each module has a blueprint `bp`, and may offer NAV_ITEMS).
 VIEW_MODULES: tuple[Any, ...] = (public, auth_views, school_views, review_views, inbox_views, plan_views,
                                  school_account_views, staff_views, role_views, process_views, process_manual,
-                                 dashboard_views, sms_views)
+                                 dashboard_views, sms_views,
+                                 sms_template_views)
 
 
 BUSY = "系统暂时无法完成该操作，您的数据未被修改。请稍后重试。"

@@ -327,7 +327,7 @@ def test_the_side_panel_edits_every_extension_the_engine_reads_and_undo_reverts_
     expect(panel_field(analyst, "操作")).to_have_value("sms_send")
     params = analyst.locator("#xp-panel .xp-param")
     expect(params).to_have_count(4)  # phone, template (必填), vars, message_ref (可选)
-    field(params.nth(1), "值表达式").fill("'review_passed'")
+    field(params.nth(1), "值表达式").fill("'rejected_reminder'")  # another template of the registry (校验 checks it exists)
     field(params.nth(1), "值表达式").press("Enter")
     field(params.nth(3), "值表达式").fill("'approved-notice'")
     field(params.nth(3), "值表达式").press("Enter")
@@ -335,7 +335,7 @@ def test_the_side_panel_edits_every_extension_the_engine_reads_and_undo_reverts_
     field(params.nth(2), "值表达式").press("Enter")
     xml = saved_xml(analyst)
     approved = xml[xml.index('id="notify_approved"'):xml.index("</bpmn:serviceTask>", xml.index('id="notify_approved"'))]
-    assert 'value="&#39;review_passed&#39;"' in approved
+    assert 'value="&#39;rejected_reminder&#39;"' in approved
     assert '<spiffworkflow:parameter id="message_ref" type="str" value="&#39;approved-notice&#39;" />' in approved
     assert 'id="vars"' not in approved
 

@@ -7,10 +7,12 @@ Settings (environment variables, read in app/config.py), selected by SMS_BACKEND
     ALIYUN_SMS_ENDPOINT       dysmsapi.aliyuncs.com (https); "http://host:port" for a local stand-in
     ALIYUN_SMS_TIMEOUT        seconds for connecting and for reading the answer (default 10)
     ALIYUN_SMS_TEMPLATE_ACCOUNT_ISSUED, _ACCOUNT_RESET, _REVIEW_APPROVED, _REVIEW_REJECTED, _DRAFTS_EXPIRED
-                              the approved TemplateCode of each of our message templates
+                              a fallback only: the TemplateCode of a national template whose registry entry has none
 
-Register each Aliyun template with the variables of our template (${school}, ${username}, ${password}, ...):
-TemplateParam carries exactly those variables, as strings. Each send carries OutId "xpilot-<message id>"
+The approved TemplateCode of each template is kept in the template registry (短信模板, "服务商模板编号"), and a
+message carries the code of the template as it was when the message was queued. Register each Aliyun template
+with the placeholders of our template (${school}, ${username}, ${password}, ...): TemplateParam carries exactly
+those variables (the message's params), as strings. Each send carries OutId "xpilot-<message id>"
 (plus "-r<n>" after the n-th resend by hand), which QuerySendDetails reports back: that is how an attempt
 with an unknown outcome is reconciled. The SDK's own retries stay off; whether to send again is decided
 in app.sms.services.
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import string
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -37,11 +38,10 @@ from darabonba.runtime import RuntimeOptions
 
 from app import clock
 from app.sms.models import SmsMessage
-from app.sms.services import TEMPLATES, DeliveryResult, delivery_ref
+from app.sms.services import DeliveryResult, delivery_ref
 
 log = logging.getLogger(__name__)
 BEIJING = ZoneInfo("Asia/Shanghai")  # the provider's calendar for SendDate
-TEMPLATE_NAMES = tuple(TEMPLATES)
 # Codes worth another attempt later (flow control, throttling, the provider's own faults).
 RETRYABLE_CODES = frozenset({"isv.BUSINESS_LIMIT_CONTROL", "ServiceUnavailable", "InternalError"})
 RETRYABLE_PREFIXES = ("Throttling", "isp.")
@@ -75,15 +75,15 @@ class AliyunBackend:
         protocol, _, host = endpoint.rpartition("://")
         timeout_ms = int(float(conf.get("timeout") or 10) * 1000)
         client = _client(conf["access_key_id"], conf["access_key_secret"], host, protocol or "https", timeout_ms)
-        codes = {name: conf.get(f"template_{name}", "") for name in TEMPLATE_NAMES}
+        codes = {key.removeprefix("template_"): code for key, code in conf.items() if key.startswith("template_")}
         return cls(client, conf["sign_name"], codes)
 
     def send(self, message: SmsMessage) -> DeliveryResult:
         """Call SendSms once."""
-        code = self.template_codes.get(message.template)
+        code = message.provider_template or self.template_codes.get(message.template)
         if not code:
             return DeliveryResult(ok=False, retryable=False, code="TEMPLATE_NOT_CONFIGURED",
-                                  error=f"未配置阿里云短信模板 ALIYUN_SMS_TEMPLATE_{message.template.upper()}")
+                                  error=f"短信模板 {message.template} 未填写服务商模板编号（在“短信模板”页面填写）")
         # The official SendSms call, made through the SDK's generic call_api so that TemplateParam (which can
         # hold a password) travels in the signed form body rather than in the URL that HTTP libraries log.
         query = {"PhoneNumbers": message.phone, "SignName": self.sign_name, "TemplateCode": code,
@@ -138,9 +138,9 @@ def out_id(message: SmsMessage) -> str:
 
 
 def template_params(message: SmsMessage) -> dict[str, str]:
-    """The variables our template uses, as the strings TemplateParam wants."""
-    names = [field for _, field, _, _ in string.Formatter().parse(TEMPLATES.get(message.template, "")) if field]
-    return {name: "" if message.params.get(name) is None else str(message.params[name]) for name in names}
+    """The variables our template used when the message was queued (its params), as the strings TemplateParam wants."""
+    return {name: "" if value is None else str(value) for name, value in message.params.items()
+            if not name.startswith("_")}
 
 
 def is_retryable(code: str, http_status: int = 200) -> bool:
