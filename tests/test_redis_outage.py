@@ -25,7 +25,7 @@ from app.processes import jobs as process_jobs
 from app.queue import jobs
 from app.sms.models import SmsMessage
 from tests.conftest import _new_database, run_jobs
-from tests.factories import complete_info, declaration_form, login, with_demo
+from tests.factories import complete_info, declaration_form, login, register, with_demo
 from tests.redis_servers import REDIS_SERVER, RedisServer
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="needs redis-server on PATH")
@@ -212,14 +212,14 @@ def test_registration_without_redis_is_answered_and_its_text_is_sent_when_redis_
     app = outage_app
     redis_server.kill()
     client = app.test_client()
-    page = answered(lambda: client.post("/register", data={
-        "province": "440000", "city": "440100", "school": "岭南交通职业技术学院", "phone": "13712345678"}))
+    page = answered(lambda: register(client, "岭南交通职业技术学院", "13712345678"))
     assert page.status_code == 200 and "开始申报试点证书" in page.get_data(as_text=True)
     redis_server.start()
     _redis_back(app)
     with app.app_context():
         texts = db.session.scalars(select(SmsMessage).where(SmsMessage.phone == "13712345678")).all()
-        assert [m.status for m in texts] == ["sent"]
+        assert sorted(m.template for m in texts) == ["account_issued", "registration_code"]
+        assert [m.status for m in texts] == ["sent", "sent"]
 
 
 def test_while_the_database_is_away_a_signed_in_page_answers_the_busy_page_not_a_bare_500(

@@ -24,6 +24,7 @@ from app.processes.jobs import sweep
 from app.processes.models import HumanTask, ProcessInstance
 from app.processes.services import shipped_forms
 from app.sms.models import SmsMessage
+from app.sms.templates import texts_for_scope
 from tests.conftest import password_in, run_jobs
 from tests.factories import declaration_form, login, register, texted_code, with_demo
 
@@ -302,9 +303,10 @@ def test_account_operators_may_serve_the_registration_process_only(app):
     with app.app_context():
         xml = (PROJECT / "bpmn" / "registration.bpmn").read_text("utf-8")
         forms = shipped_forms(app.config["XPILOT"].bpmn_path)
-        publish_gate.checked(engine(), "registration", VARIANT.read_text("utf-8"), forms, ["province_admin"])
+        templates = texts_for_scope(db.session(), "440000")
+        publish_gate.checked(engine(), "registration", VARIANT.read_text("utf-8"), forms, ["province_admin"], templates)
         with pytest.raises(InvalidProcess) as refused:
-            publish_gate.checked(engine(), "plan", xml.replace('id="registration"', 'id="plan"'), forms, [])
+            publish_gate.checked(engine(), "plan", xml.replace('id="registration"', 'id="plan"'), forms, [], templates)
         assert "account_activate" in str(refused.value.problems) and "只能用于院校注册流程" in str(refused.value.problems)
 
 

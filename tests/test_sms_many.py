@@ -25,7 +25,7 @@ from app.queue import jobs
 from app.sms.models import SmsMessage
 from app.sms.recipients import select_recipients
 from tests.conftest import run_jobs
-from tests.factories import complete_info, declaration_form, login, with_demo
+from tests.factories import complete_info, declaration_form, login, register, with_demo
 
 PROJECT = Path(__file__).resolve().parents[1]
 PLAN = (PROJECT / "bpmn" / "plan.bpmn").read_text("utf-8")
@@ -79,8 +79,7 @@ def _season(app: Flask) -> int:
     assert zhujiang.post("/school/declarations/new",
                          data={**declaration_form(app), "action": "submit"}).status_code == 302
     lingnan = app.test_client()
-    page = lingnan.post("/register", data={"province": "440000", "city": "440100", "school": "岭南交通职业技术学院",
-                                           "phone": LINGNAN_PHONE}).get_data(as_text=True)
+    page = register(lingnan, "岭南交通职业技术学院", LINGNAN_PHONE).get_data(as_text=True)
     password = page.split('id="password">')[1].split("<")[0]
     login(lingnan, "9144010001", password)
     lingnan.post("/password", data={"current": password, "password": "newpass2026", "confirm": "newpass2026"})

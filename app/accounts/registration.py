@@ -165,7 +165,7 @@ def start_registration(session: Session, school: School, phone: str) -> tuple[Us
                              province_code=school.province_code, city_code=school.city_code, school_id=school.id,
                              data={"phone": phone, "school_name": school.name, "school_code": school.code,
                                    "province_name": province.name if province else "",
-                                   "city_name": city.name if city else ""})
+                                   "city_name": city.name if city else "", "comment": ""})
     return user, outcome.instance_id
 
 

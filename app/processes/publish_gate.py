@@ -39,7 +39,7 @@ PROCESS_DATA: dict[str, dict[str, str]] = {
                     "comment": "最近一次审核意见", "action": "学校的操作（submit）", **PLAN_DATA_FIELDS},
     "plan": dict(PLAN_DATA_FIELDS),
     "registration": {"phone": "注册手机号", "school_name": "院校名称", "school_code": "学校标识码",
-                     "province_name": "院校所在省份", "city_name": "院校所在城市"},
+                     "province_name": "院校所在省份", "city_name": "院校所在城市", "comment": "最近一次审核意见"},
 }
 PROCESS_NAMES = {"declaration": "证书试点申报", "plan": "申报计划", "registration": "院校注册"}
 # Forms the app reads by name, with the fields it stores from them: a version may reword them, not drop these.
@@ -54,7 +54,7 @@ SAMPLE_DATA: dict[str, dict[str, Any]] = {
                     "certificates": ["演示证书"]},
     "plan": {"plan_id": 1, "plan_name": "演示申报计划", "certificates": ["演示证书"]},
     "registration": {"phone": "13800000000", "school_name": "演示学院", "school_code": "4144010001",
-                     "province_name": "广东省", "city_name": "广州市"},
+                     "province_name": "广东省", "city_name": "广州市", "comment": ""},
 }
 
 SCENARIOS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
