@@ -24,7 +24,7 @@ from app.plans.models import PLAN_ANNOUNCING, PLAN_PUBLISHED, DeclarationPlan
 from app.processes import admin as process_admin
 from app.processes.models import HumanTask, ProcessIncident, ProcessInstance, ProcessVersion, ServiceCall
 from app.processes.services import shipped_forms
-from app.sms.models import SmsMessage
+from app.sms.models import SmsMessage, SmsTemplate
 from tests.conftest import run_jobs
 from tests.factories import certificate_id, login, school_account, with_demo
 from tests.test_role_scopes import BIM, LOGISTICS, VARIANT, WEB, declare, expert_review_xml, school_client
@@ -127,6 +127,12 @@ MATRIX: dict[str, Entry] = {
     "processes.incidents": Entry(ANALYSTS),
     "processes.retry": Entry(ANALYSTS, own={"call_id": "fresh_failed_call"}),
     "processes.resolve": Entry(ANALYSTS, own={"incident_id": "fresh_incident"}),
+    "processes.form_preview": Entry(ANALYSTS),
+    "manual.show": Entry(ANALYSTS),
+    "sms_templates.index": Entry(ANALYSTS),
+    "sms_templates.new": Entry(ANALYSTS),
+    "sms_templates.edit": Entry(ANALYSTS),
+    "sms_templates.save": Entry(ANALYSTS),
 }
 # Routes that change what the others read run last, in this order (a logout ends the actor's sessions).
 LAST = ("processes.migrate", "processes.revert", "province.withdraw_plan", "schools_admin.release",
@@ -202,6 +208,8 @@ def build_world(app: Flask) -> World:
         session.add(ProcessIncident(instance_id=instance.id, version_id=instance.version_id,
                                     process_key=instance.process_key, province_code=instance.province_code,
                                     element_id="x", error="测试"))
+        session.add(ServiceCall(instance_id=instance.id, task_id=uuid.uuid4().hex, task_name="测试",
+                                operation="sms_send", status="done"))
         session.commit()
         gd_message = _one(SmsMessage, SmsMessage.province_code == "440000")
         js_message = _one(SmsMessage, SmsMessage.province_code == "320000")
@@ -211,7 +219,7 @@ def build_world(app: Flask) -> World:
                   "staff_id": _one(User, User.username == "gd_spare").id, "message_id": gd_message.id,
                   "key": "declaration", "version_id": _one(ProcessVersion).id, "instance_id": instance.id,
                   "call_id": _one(ServiceCall).id, "incident_id": _one(ProcessIncident).id, "filename": "site.css",
-                  "declaration_id": gd_web}
+                  "declaration_id": gd_web, "template_id": _one(SmsTemplate, SmsTemplate.name == "review_rejected").id}
         own = {actor: dict(common) for actor in ACTORS}
         own[SCHOOL]["declaration_id"] = drafts[0]
         own[PADMIN]["declaration_id"] = gd_bim
