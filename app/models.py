@@ -5,11 +5,19 @@ from app.core.db import Base
 from app.declarations.models import Declaration, DeclarationEvent
 from app.masterdata.models import Certificate, Division, Major, School
 from app.plans.models import DeclarationPlan, PlanCertificate, PlanResult
-from app.processes.models import HumanTask, ProcessIncident, ProcessInstance, ProcessVersion, ServiceCall
+from app.processes.models import (
+    HumanTask,
+    ProcessIncident,
+    ProcessInstance,
+    ProcessScenario,
+    ProcessVersion,
+    ServiceCall,
+)
 from app.sms.models import AuditEntry, SmsMessage
 
 __all__ = [
     "AuditEntry", "Base", "Certificate", "Declaration", "DeclarationEvent", "DeclarationPlan", "Division",
-    "HumanTask", "Major", "PlanCertificate", "ProcessIncident", "PlanResult", "ProcessInstance", "ProcessVersion", "Role", "School", "ServiceCall",
+    "HumanTask", "Major", "PlanCertificate", "ProcessIncident", "PlanResult", "ProcessInstance", "ProcessScenario",
+    "ProcessVersion", "Role", "School", "ServiceCall",
     "SmsMessage", "User",
 ]

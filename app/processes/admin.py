@@ -23,11 +23,10 @@ from app.masterdata.models import Division, School
 from app.processes import publish_gate
 from app.processes.jobs import enqueue_service_call
 from app.processes.models import HumanTask, ProcessIncident, ProcessInstance, ProcessVersion, ServiceCall
-from app.processes.publish_gate import SCENARIOS, run_scenario
+from app.processes.scenarios import saved_scenarios
 from app.processes.services import publish_version
 from app.sms.models import AuditEntry
 
-__all__ = ["SCENARIOS", "run_scenario"]  # the editor's dry-run scenarios, kept with the gate that runs them too
 
 def require_analyst(user: User) -> None:
     """Allow analysts (and the ministry admin) only."""
@@ -99,9 +98,12 @@ def known_lanes(session: Session) -> list[str]:
     return lane_roles(session)
 
 
-def validate(session: Session, process_key: str, xml: str, forms: Mapping[str, Any]) -> ParsedProcess:
-    """Validate a draft as publishing would (the publish gate); raise InvalidProcess with every problem."""
-    return publish_gate.checked(_engine(), process_key, xml, forms, known_lanes(session))
+def validate(session: Session, process_key: str, xml: str, forms: Mapping[str, Any],
+             province_code: str | None = None) -> ParsedProcess:
+    """Validate a draft as publishing to the scope would (the publish gate, with the scope's saved scenarios); raise
+    InvalidProcess with every problem."""
+    return publish_gate.checked(_engine(), process_key, xml, forms, known_lanes(session),
+                                saved_scenarios(session, process_key, province_code))
 
 
 def diff_against_current(session: Session, process_key: str, province_code: str | None,
@@ -118,7 +120,7 @@ def publish(session: Session, user: User, process_key: str, xml: str, forms: Map
             province_code: str | None, note: str) -> ProcessVersion:
     """Publish a validated draft nationally or for one province."""
     require_analyst(user)
-    validate(session, process_key, xml, forms)
+    validate(session, process_key, xml, forms, province_code)
     if province_code and session.get(Division, province_code) is None:
         raise InvalidProcess([Problem("省份代码无效")])
     version = publish_version(session, process_key, xml, dict(forms), province_code=province_code,

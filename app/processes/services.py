@@ -19,6 +19,7 @@ from app.handlers.handler import HANDLERS_KEY
 from app.handlers.registry import HANDLERS
 from app.processes import jobs, publish_gate
 from app.processes.models import ProcessVersion
+from app.processes.scenarios import saved_scenarios
 
 SHIPPED_PROCESSES = tuple(publish_gate.PROCESS_DATA)
 LANES = (ROLE_SCHOOL, ROLE_PROVINCE_REVIEWER, ROLE_PROVINCE_ADMIN)
@@ -42,10 +43,12 @@ def shipped_forms(bpmn_path: Path) -> dict[str, Any]:
 def publish_version(session: Session, process_key: str, xml: str, forms: dict[str, Any], *,
                     province_code: str | None, published_by: str, note: str = "",
                     lanes: list[str] | None = None) -> ProcessVersion:
-    """Validate a diagram and make it the version in force for its scope (no-op if unchanged)."""
+    """Validate a diagram (with the saved scenarios of its scope) and make it the version in force for its scope
+    (no-op if unchanged)."""
     if lanes is None:
         lanes = lane_roles(session)
-    parsed = publish_gate.checked(engine(), process_key, xml, forms, lanes)
+    parsed = publish_gate.checked(engine(), process_key, xml, forms, lanes,
+                                  saved_scenarios(session, process_key, province_code))
     scope = ProcessVersion.province_code.is_(None) if province_code is None else ProcessVersion.province_code == province_code
     current = session.scalars(select(ProcessVersion).where(
         ProcessVersion.process_key == process_key, ProcessVersion.active.is_(True), scope)).all()
