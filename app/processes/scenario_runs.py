@@ -21,6 +21,8 @@ from app.forms import build_form
 from app.sms import services as sms
 
 SMS_OPERATION = "sms_send"
+MAX_VALUE_CHARS = 2000
+STEP_KINDS = {TASK: "办理任务", TIMER: "定时器到时", DEADLINE: "期限已过"}
 # What the app itself adds when a lane completes a task of a process (as declarations.services does for a school's
 # submission), so that a dry run sees the data a real step would give.
 APP_STEP_DATA: dict[tuple[str, str], dict[str, Any]] = {("declaration", "school"): {"action": "submit"}}
@@ -170,7 +172,15 @@ def _filler(parsed: ParsedProcess, process_key: str) -> Callable[[str, Mapping[s
 
 
 def run(parsed: ParsedProcess, process_key: str, scenario: Scenario, start_data: Mapping[str, Any]) -> ScenarioRun:
-    """Run a scenario on a draft in memory and judge what it expects."""
+    """Run a scenario on a draft in memory and judge what it expects (a saved one is first checked against the
+    draft: a step naming a task or choice the draft no longer has fails there)."""
+    if not scenario.builtin:
+        found = outline(parsed)
+        tasks, timers = {t["id"]: t for t in found.tasks}, {t["id"] for t in found.timers}
+        misfits = [f"第 {n} 步：{error}" for n, step in enumerate(scenario.steps, start=1)
+                   for error in [read_step(parsed, step, tasks, timers)[1]] if error]
+        if misfits:
+            return ScenarioRun(scenario.name, [], misfits)
     played = play(parsed, start_data, moves(parsed, scenario), _filler(parsed, process_key))
     steps = [_view(number, p) for number, p in enumerate(played)]
     failures = [f"第 {s.number} 步（{s.action}）：{s.error}" if s.number else f"开始时：{s.error}"
@@ -214,3 +224,54 @@ def problems(parsed: ParsedProcess, process_key: str, scenarios: Sequence[Scenar
             found.append(Problem(f"场景“{scenario.name}”未通过：{'；'.join(result.failures)}", result.element_id,
                                  str(parsed.task_info.get(result.element_id, {}).get("title") or "")))
     return found
+
+
+def read_step(parsed: ParsedProcess, raw: Any, tasks: Mapping[str, dict[str, Any]],
+               timers: set[str]) -> tuple[dict[str, Any], str]:
+    """Check one step against the draft (its task or timer exists, its values fit the task's form); return the step
+    as stored, or why it does not fit."""
+    if not isinstance(raw, Mapping) or raw.get("kind") not in STEP_KINDS:
+        return {}, f"步骤类型应为：{'、'.join(STEP_KINDS.values())}"
+    kind = raw["kind"]
+    if kind == DEADLINE:
+        return {"kind": DEADLINE}, ""
+    if kind == TIMER:
+        timer = str(raw.get("timer") or "")
+        if timer not in timers:
+            return {}, "请选择流程图中的一个定时器" if not timer else f"流程图中没有定时器 {timer}"
+        return {"kind": TIMER, "timer": timer}, ""
+    task_id = str(raw.get("task") or "")
+    if task_id not in tasks:
+        return {}, "请选择流程图中的一个用户任务" if not task_id else f"流程图中没有用户任务 {task_id}"
+    title = tasks[task_id]["title"]
+    schema = parsed.forms.get(tasks[task_id]["form"]) or {}
+    props = schema.get("properties") or {}
+    values: dict[str, Any] = {}
+    raw_values = raw.get("values") or {}
+    if not isinstance(raw_values, Mapping):
+        return {}, f"“{title}”的表单值格式有误"
+    for field_name, value in raw_values.items():
+        prop = props.get(field_name)
+        if prop is None:
+            return {}, f"“{title}”的表单没有字段 {field_name}"
+        if value in (None, ""):
+            continue
+        field_title = prop.get("title") or field_name
+        if "enum" in prop:
+            match = next((v for v in prop["enum"] if str(v) == str(value)), None)
+            if match is None:
+                labels = prop.get("x-enum-labels") or {}
+                offered = "、".join(labels.get(str(v), str(v)) for v in prop["enum"])
+                return {}, f"“{title}”的“{field_title}”只能选：{offered}"
+            values[field_name] = match
+        elif prop.get("type") in ("integer", "number"):
+            try:
+                values[field_name] = int(str(value)) if prop.get("type") == "integer" else float(str(value))
+            except ValueError:
+                return {}, f"“{title}”的“{field_title}”应为{'整数' if prop.get('type') == 'integer' else '数字'}"
+        else:
+            text = str(value)
+            if len(text) > MAX_VALUE_CHARS:
+                return {}, f"“{title}”的“{field_title}”不能超过 {MAX_VALUE_CHARS} 字"
+            values[field_name] = text
+    return {"kind": TASK, "task": task_id, "values": values}, ""

@@ -3,7 +3,9 @@ app/static/js/process-scenarios.js; the panel's page is the editor of app.proces
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import wraps
 from typing import Any
 
 from flask import Blueprint, jsonify, make_response, request
@@ -30,8 +32,25 @@ from app.web.control_characters import CONTROL, parses_own_form
 bp = Blueprint("scenarios", __name__, url_prefix="/processes")
 
 
-def _panel_request(key: str) -> tuple[str | None, ProcessVersion, str, Any] | Response:
-    """Read a panel post: (scope, base version, draft XML, scenario JSON); or the JSON answer refusing it."""
+@dataclass
+class PanelPost:
+    """A post of the 场景 panel: the process, the scope, the base version, the editor's draft, the scenario."""
+
+    key: str
+    scope: str | None
+    base: ProcessVersion
+    xml: str
+    payload: Any
+
+    def answer(self, **extra: Any) -> Response:
+        """Answer with the scenarios of the scope, each step named by the draft, and extra."""
+        parsed = _parsed_or_none(self.key, self.xml, self.base.forms)
+        listing = _listing(parsed, scenario_service.scenarios_of(db.session(), acting_user(), self.key, self.scope))
+        return jsonify({"scenarios": listing, **extra})
+
+
+def _read_post(key: str) -> PanelPost | Response:
+    """Read a panel post; or the JSON answer refusing it."""
     _process_name(key)
     refused = _guarded_form()
     if refused is not None:
@@ -47,7 +66,26 @@ def _panel_request(key: str) -> tuple[str | None, ProcessVersion, str, Any] | Re
         return _refused("场景格式有误：不是合法的 JSON")
     if _holds_control(payload):
         return _refused("场景中含有不允许的控制字符，请删除后重试")
-    return scope, base, xml, payload
+    return PanelPost(key, scope, base, xml, payload)
+
+
+def panel_post(rule: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """Register a panel view for analysts: it gets the read post; a refused draft or scenario answers 422 (a
+    scenario or draft not found, 404) with the reasons in Chinese."""
+    def register(handler: Callable[..., Response]) -> Callable[..., Response]:
+        @wraps(handler)
+        def view(key: str, **kwargs: Any) -> Response:
+            post = _read_post(key)
+            if isinstance(post, Response):
+                return post
+            try:
+                return handler(post, **kwargs)
+            except InvalidProcess as exc:
+                return _refused("流程图有误，先修正后才能编写、运行或保存场景", problems=list(exc.problems))
+            except ServiceError as exc:
+                return _refused(exc.message, exc.field_errors, status=404 if isinstance(exc, NotFound) else 422)
+        return csrf.exempt(parses_own_form(bp.post(rule)(analyst_required(view))))  # type: ignore[no-any-return]
+    return register
 
 
 def _holds_control(value: Any) -> bool:
@@ -68,86 +106,35 @@ def _refused(message: str, errors: dict[str, str] | None = None, problems: list[
     return make_response(jsonify(body), status)
 
 
-def _panel_answer(key: str, base: ProcessVersion, scope: str | None, xml: str, **extra: Any) -> Response:
-    session = db.session()
-    parsed = _parsed_or_none(key, xml, base.forms)
-    listing = _listing(parsed, scenario_service.scenarios_of(session, acting_user(), key, scope))
-    return jsonify({"scenarios": listing, **extra})
-
-
-@csrf.exempt
-@parses_own_form
-@bp.post("/<key>/scenarios/outline")
-@analyst_required
-def outline(key: str) -> Response:
+@panel_post("/<key>/scenarios/outline")
+def outline(post: PanelPost) -> Response:
     """What a scenario of the editor's draft can name: its user tasks with their forms' choices, its timers."""
-    read = _panel_request(key)
-    if isinstance(read, Response):
-        return read
-    scope, base, xml, _ = read
-    try:
-        parsed = scenario_service.parse_draft(db.session(), key, xml, base.forms)
-    except InvalidProcess as exc:
-        return _refused("流程图有误，先修正后才能编写场景", problems=list(exc.problems))
-    return _panel_answer(key, base, scope, xml, outline=asdict(scenario_service.draft_outline(parsed)))
+    parsed = scenario_service.parse_draft(db.session(), post.key, post.xml, post.base.forms)
+    return post.answer(outline=asdict(scenario_service.draft_outline(parsed)))
 
 
-@csrf.exempt
-@parses_own_form
-@bp.post("/<key>/scenarios/run")
-@analyst_required
-def run(key: str) -> Response:
+@panel_post("/<key>/scenarios/run")
+def run(post: PanelPost) -> Response:
     """运行: run the scenario being written (or a listed one, by its key) on the editor's draft, in memory."""
-    read = _panel_request(key)
-    if isinstance(read, Response):
-        return read
-    scope, base, xml, payload = read
-    session, user = db.session(), acting_user()
-    try:
-        if isinstance(payload, dict) and set(payload) == {"key"}:
-            run = scenario_service.run_saved(session, user, key, scope, str(payload["key"]), xml, base.forms)
-        else:
-            run = scenario_service.run_on_draft(session, user, key, xml, base.forms, payload)
-    except InvalidProcess as exc:
-        return _refused("流程图有误，无法运行场景", problems=list(exc.problems))
-    except ServiceError as exc:
-        return _refused(exc.message, exc.field_errors)
-    return jsonify({"run": asdict(run), "passed": run.passed})
+    session, user, payload = db.session(), acting_user(), post.payload
+    if isinstance(payload, dict) and set(payload) == {"key"}:
+        result = scenario_service.run_saved(session, user, post.key, post.scope, str(payload["key"]), post.xml,
+                                            post.base.forms)
+    else:
+        result = scenario_service.run_on_draft(session, user, post.key, post.xml, post.base.forms, payload)
+    return jsonify({"run": asdict(result), "passed": result.passed})
 
 
-@csrf.exempt
-@parses_own_form
-@bp.post("/<key>/scenarios/save")
-@analyst_required
-def save(key: str) -> Response:
+@panel_post("/<key>/scenarios/save")
+def save(post: PanelPost) -> Response:
     """保存: store the scenario being written for the process and scope (new, or in place of the one edited)."""
-    read = _panel_request(key)
-    if isinstance(read, Response):
-        return read
-    scope, base, xml, payload = read
-    scenario_id = request.form.get("scenario_id", type=int)
-    try:
-        row = scenario_service.save_scenario(db.session(), acting_user(), key, scope, xml, base.forms, payload,
-                                             scenario_id)
-    except InvalidProcess as exc:
-        return _refused("流程图有误，无法保存场景", problems=list(exc.problems))
-    except ServiceError as exc:
-        return _refused(exc.message, exc.field_errors)
-    return _panel_answer(key, base, scope, xml, saved=f"saved:{row.id}", message=f"已保存场景“{row.name}”")
+    row = scenario_service.save_scenario(db.session(), acting_user(), post.key, post.scope, post.xml,
+                                         post.base.forms, post.payload, request.form.get("scenario_id", type=int))
+    return post.answer(saved=f"saved:{row.id}", message=f"已保存场景“{row.name}”")
 
 
-@csrf.exempt
-@parses_own_form
-@bp.post("/<key>/scenarios/<int:scenario_id>/delete")
-@analyst_required
-def delete(key: str, scenario_id: int) -> Response:
+@panel_post("/<key>/scenarios/<int:scenario_id>/delete")
+def delete(post: PanelPost, scenario_id: int) -> Response:
     """删除 a saved scenario of the scope."""
-    read = _panel_request(key)
-    if isinstance(read, Response):
-        return read
-    scope, base, xml, _ = read
-    try:
-        name = scenario_service.delete_scenario(db.session(), acting_user(), key, scope, scenario_id)
-    except ServiceError as exc:
-        return _refused(exc.message, status=404 if isinstance(exc, NotFound) else 422)
-    return _panel_answer(key, base, scope, xml, message=f"已删除场景“{name}”")
+    name = scenario_service.delete_scenario(db.session(), acting_user(), post.key, post.scope, scenario_id)
+    return post.answer(message=f"已删除场景“{name}”")

@@ -13,7 +13,7 @@ from app.accounts.models import ROLE_ANALYST, ROLE_MINISTRY_ADMIN, User
 from app.accounts.roles import lane_roles
 from app.core.errors import Forbidden, NotFound, ServiceError
 from app.engine import engine
-from app.engine.scenarios import DEADLINE, TASK, TIMER, outline
+from app.engine.scenarios import outline
 from app.engine.specs import InvalidProcess, ParsedProcess, Problem
 from app.forms import build_form
 from app.processes import publish_gate, scenario_runs
@@ -22,8 +22,6 @@ from app.processes.scenario_runs import Scenario, ScenarioRun
 from app.sms.models import AuditEntry
 
 MAX_STEPS = 40
-MAX_VALUE_CHARS = 2000
-STEP_KINDS = {TASK: "办理任务", TIMER: "定时器到时", DEADLINE: "期限已过"}
 
 
 def _require_analyst(user: User) -> None:
@@ -118,8 +116,8 @@ def read_scenario(parsed: ParsedProcess, payload: Any) -> Scenario:
         errors["name"] = "场景名称：不能超过 100 个字"
     raw_steps = payload.get("steps")
     steps: list[dict[str, Any]] = []
-    if not isinstance(raw_steps, list) or not raw_steps:
-        errors["steps"] = "步骤：至少要有一步"
+    if not isinstance(raw_steps, list):
+        errors["steps"] = "步骤：格式有误"
     elif len(raw_steps) > MAX_STEPS:
         errors["steps"] = f"步骤：最多 {MAX_STEPS} 步"
     else:
@@ -127,7 +125,7 @@ def read_scenario(parsed: ParsedProcess, payload: Any) -> Scenario:
         tasks = {t["id"]: t for t in found.tasks}
         timers = {t["id"] for t in found.timers}
         for number, raw in enumerate(raw_steps, start=1):
-            step, error = _read_step(parsed, raw, tasks, timers)
+            step, error = scenario_runs.read_step(parsed, raw, tasks, timers)
             if error:
                 errors[f"steps.{number}"] = f"第 {number} 步：{error}"
             else:
@@ -145,55 +143,6 @@ def read_scenario(parsed: ParsedProcess, payload: Any) -> Scenario:
     if errors:
         raise ServiceError("场景有误，未保存也未运行：" + "；".join(errors.values()), errors)
     return Scenario(name, steps, expect_status, expect_sms)
-
-
-def _read_step(parsed: ParsedProcess, raw: Any, tasks: Mapping[str, dict[str, Any]],
-               timers: set[str]) -> tuple[dict[str, Any], str]:
-    if not isinstance(raw, Mapping) or raw.get("kind") not in STEP_KINDS:
-        return {}, f"步骤类型应为：{'、'.join(STEP_KINDS.values())}"
-    kind = raw["kind"]
-    if kind == DEADLINE:
-        return {"kind": DEADLINE}, ""
-    if kind == TIMER:
-        timer = str(raw.get("timer") or "")
-        if timer not in timers:
-            return {}, "请选择流程图中的一个定时器" if not timer else f"流程图中没有定时器 {timer}"
-        return {"kind": TIMER, "timer": timer}, ""
-    task_id = str(raw.get("task") or "")
-    if task_id not in tasks:
-        return {}, "请选择流程图中的一个用户任务" if not task_id else f"流程图中没有用户任务 {task_id}"
-    title = tasks[task_id]["title"]
-    schema = parsed.forms.get(tasks[task_id]["form"]) or {}
-    props = schema.get("properties") or {}
-    values: dict[str, Any] = {}
-    raw_values = raw.get("values") or {}
-    if not isinstance(raw_values, Mapping):
-        return {}, f"“{title}”的表单值格式有误"
-    for field_name, value in raw_values.items():
-        prop = props.get(field_name)
-        if prop is None:
-            return {}, f"“{title}”的表单没有字段 {field_name}"
-        if value in (None, ""):
-            continue
-        field_title = prop.get("title") or field_name
-        if "enum" in prop:
-            match = next((v for v in prop["enum"] if str(v) == str(value)), None)
-            if match is None:
-                labels = prop.get("x-enum-labels") or {}
-                offered = "、".join(labels.get(str(v), str(v)) for v in prop["enum"])
-                return {}, f"“{title}”的“{field_title}”只能选：{offered}"
-            values[field_name] = match
-        elif prop.get("type") in ("integer", "number"):
-            try:
-                values[field_name] = int(str(value)) if prop.get("type") == "integer" else float(str(value))
-            except ValueError:
-                return {}, f"“{title}”的“{field_title}”应为{'整数' if prop.get('type') == 'integer' else '数字'}"
-        else:
-            text = str(value)
-            if len(text) > MAX_VALUE_CHARS:
-                return {}, f"“{title}”的“{field_title}”不能超过 {MAX_VALUE_CHARS} 字"
-            values[field_name] = text
-    return {"kind": TASK, "task": task_id, "values": values}, ""
 
 
 def run_on_draft(session: Session, user: User, process_key: str, xml: str, forms: Mapping[str, Any],
