@@ -42,13 +42,13 @@ def shipped_forms(bpmn_path: Path) -> dict[str, Any]:
 
 def publish_version(session: Session, process_key: str, xml: str, forms: dict[str, Any], *,
                     province_code: str | None, published_by: str, note: str = "",
-                    lanes: list[str] | None = None) -> ProcessVersion:
+                    lanes: list[str] | None = None, run_saved_scenarios: bool = True) -> ProcessVersion:
     """Validate a diagram (with the saved scenarios of its scope) and make it the version in force for its scope
     (no-op if unchanged)."""
     if lanes is None:
         lanes = lane_roles(session)
-    parsed = publish_gate.checked(engine(), process_key, xml, forms, lanes,
-                                  saved_scenarios(session, process_key, province_code))
+    scenarios = saved_scenarios(session, process_key, province_code) if run_saved_scenarios else []
+    parsed = publish_gate.checked(engine(), process_key, xml, forms, lanes, scenarios)
     scope = ProcessVersion.province_code.is_(None) if province_code is None else ProcessVersion.province_code == province_code
     current = session.scalars(select(ProcessVersion).where(
         ProcessVersion.process_key == process_key, ProcessVersion.active.is_(True), scope)).all()
@@ -64,8 +64,12 @@ def publish_version(session: Session, process_key: str, xml: str, forms: dict[st
 
 
 def install_shipped_processes(session: Session, bpmn_path: Path) -> list[ProcessVersion]:
-    """Publish the shipped diagrams as the national versions where they differ from the one in force."""
+    """Publish the shipped diagrams as the national versions where they differ from the one in force.
+
+    Analysts' saved national scenarios do not run here, so that no scenario can stop a database upgrade; they run
+    on the shipped diagram at the next 校验 or publish of the national version (the built-in ones do run).
+    """
     forms = shipped_forms(bpmn_path)
     return [publish_version(session, key, (bpmn_path / f"{key}.bpmn").read_text("utf-8"), forms,
-                            province_code=None, published_by="system")
+                            province_code=None, published_by="system", run_saved_scenarios=False)
             for key in SHIPPED_PROCESSES]
