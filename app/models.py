@@ -5,12 +5,19 @@ from app.core.db import Base
 from app.declarations.models import Declaration, DeclarationEvent
 from app.masterdata.models import Certificate, Division, Major, School
 from app.plans.models import DeclarationPlan, PlanCertificate, PlanResult
-from app.processes.models import HumanTask, ProcessIncident, ProcessInstance, ProcessVersion, ServiceCall
+from app.processes.models import (
+    HumanTask,
+    ProcessIncident,
+    ProcessInstance,
+    ProcessScenario,
+    ProcessVersion,
+    ServiceCall,
+)
 from app.sms.models import AuditEntry, SmsMessage, SmsTemplate, SmsTemplateRevision
 
 __all__ = [
     "AuditEntry", "Base", "Certificate", "Declaration", "DeclarationEvent", "DeclarationPlan", "Division",
     "HumanTask", "Major", "Organisation", "OrganisationCertificate", "PhoneCode", "PlanCertificate", "ProcessIncident",
-    "PlanResult", "ProcessInstance", "ProcessVersion", "Role", "RoleCertificate", "School", "ServiceCall",
-    "SmsMessage", "SmsTemplate", "SmsTemplateRevision", "User",
+    "PlanResult", "ProcessInstance", "ProcessScenario", "ProcessVersion", "Role", "RoleCertificate", "School",
+    "ServiceCall", "SmsMessage", "SmsTemplate", "SmsTemplateRevision", "User",
 ]

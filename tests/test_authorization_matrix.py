@@ -22,7 +22,14 @@ from app.extensions import db
 from app.masterdata.models import School
 from app.plans.models import PLAN_ANNOUNCING, PLAN_PUBLISHED, DeclarationPlan
 from app.processes import admin as process_admin
-from app.processes.models import HumanTask, ProcessIncident, ProcessInstance, ProcessVersion, ServiceCall
+from app.processes.models import (
+    HumanTask,
+    ProcessIncident,
+    ProcessInstance,
+    ProcessScenario,
+    ProcessVersion,
+    ServiceCall,
+)
 from app.processes.services import shipped_forms
 from app.sms.models import SmsMessage, SmsTemplate
 from tests.conftest import run_jobs
@@ -129,6 +136,10 @@ MATRIX: dict[str, Entry] = {
     "processes.resolve": Entry(ANALYSTS, own={"incident_id": "fresh_incident"}),
     "processes.form_preview": Entry(ANALYSTS),
     "manual.show": Entry(ANALYSTS),
+    "scenarios.outline": Entry(ANALYSTS),
+    "scenarios.run": Entry(ANALYSTS),
+    "scenarios.save": Entry(ANALYSTS),
+    "scenarios.delete": Entry(ANALYSTS, own={"scenario_id": "fresh_scenario"}),
     "sms_templates.index": Entry(ANALYSTS),
     "sms_templates.new": Entry(ANALYSTS),
     "sms_templates.edit": Entry(ANALYSTS),
@@ -241,6 +252,7 @@ def build_world(app: Flask) -> World:
                  "fresh_incident": lambda: _fresh(app, ProcessIncident, instance_id=instance.id,
                                                   version_id=instance.version_id, process_key=instance.process_key,
                                                   element_id="x", error="测试"),
+                 "fresh_scenario": lambda: _fresh(app, ProcessScenario, process_key="declaration", name="测试场景"),
                  "fresh_failed_call": lambda: _fresh(app, ServiceCall, instance_id=instance.id,
                                                      task_id=uuid.uuid4().hex, task_name="测试", operation="sms_send",
                                                      status="failed")}

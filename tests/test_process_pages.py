@@ -544,7 +544,7 @@ def test_other_processes_are_checked_and_diffed_without_a_declaration_dry_run(ap
     assert response.status_code == 200
     page = _text(response)
     assert "校验通过" in page and "任务没有变化" in page
-    assert 'id="dry-run"' not in page and "只适用于证书试点申报流程" in page
+    assert 'id="dry-run"' not in page and "此流程在本范围还没有场景" in page
     wrong = client.post("/processes/plan/check", data={"xml": NATIONAL})
     assert wrong.status_code == 422 and "流程 id 应为 plan，图中为 declaration" in _text(wrong)
     assert client.get("/processes/unknown/edit").status_code == 404

@@ -309,7 +309,9 @@ def test_a_diagram_one_of_whose_generated_paths_errors_is_refused_with_the_path(
                            """value="{'school': school_name, 'certificate': certificate_name, 'level': level, 'comment': add_days(comment, 1)}" />""")
     problems = _refused(app, xml)
     assert len(problems) == 1
-    assert "试运行出错（路径：开始 → 填写并提交申报（school） → 省级审核（province_reviewer）：reject）" in problems[0]
+    # Each choice on the path is named by its form (x-enum-labels), never by its raw value.
+    assert re.search(r"试运行出错（路径：开始 → 填写并提交申报（school）：[初中高]级 → 省级审核（province_reviewer）：审核不通过）",
+                     problems[0])
     assert "notify_rejected" in problems[0]
 
 

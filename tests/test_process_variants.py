@@ -12,6 +12,7 @@ from app.declarations.models import Declaration
 from app.demo import DEMO_PASSWORD
 from app.extensions import db
 from app.processes import admin as process_admin
+from app.processes import publish_gate, scenario_runs
 from app.processes.services import shipped_forms
 from tests.conftest import run_jobs
 from tests.factories import complete_info, declaration_form, login, with_demo
@@ -143,7 +144,13 @@ def test_dry_run_shows_the_path_and_statuses_of_a_draft(app):
         forms = shipped_forms(app.config["XPILOT"].bpmn_path)
         parsed = app.extensions["xpilot_engine"].parse(VARIANT.read_text("utf-8"), forms,
                                                         lanes=["school", "province_reviewer", "city_reviewer"])
-        steps = process_admin.run_scenario(parsed, "submit_reject_resubmit_approve")
+        run = scenario_runs.run(parsed, "declaration", scenario_runs.BUILTINS["submit_reject_resubmit_approve"],
+                                publish_gate.sample_data("declaration"))
+    steps = run.steps
     statuses = [s.status for s in steps]
     assert statuses == ["草稿", "市级初审中", "待审核", "审核不通过", "市级初审中", "待审核", "审核通过"]
     assert "短信通知审核不通过" in steps[3].path
+    # Steps are named by the task and the form's own words for the choice, never by the raw value.
+    assert [s.action for s in steps[1:4]] == ["填写并提交申报", "市级初审：审核通过", "省级审核：审核不通过"]
+    assert [m.template for m in steps[3].messages] == ["review_rejected"]
+    assert "审核意见：请补充材料" in steps[3].messages[0].text and run.passed

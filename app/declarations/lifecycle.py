@@ -30,12 +30,14 @@ ACTION_LABELS = {CREATED: "新建", SAVED: "保存", SUBMITTED: "提交审核", 
 
 @dataclass(frozen=True)
 class Entry:
-    """A history entry to write with a step: after tells whether it carries the status after the step."""
+    """A history entry to write with a step: after tells whether it carries the status after the step; label names
+    what was done in the words of the step's form (a decision's x-enum-labels), shown instead of the action's name."""
 
     action: str
     text: str
     comment: str | None = None
     after: bool = True
+    label: str = ""
 
 
 def new_declaration(session: Session, values: dict[str, Any]) -> Declaration:
@@ -63,7 +65,8 @@ class Step:
         # Statements of one step run in no set order, so the entries are a microsecond apart to keep their order.
         writes.extend(Insert(DeclarationEvent, _entry_row(
             self.decl.id, self.user, now + timedelta(microseconds=index), e.action,
-            outcome.status if e.after else before, e.comment or e.text)) for index, e in enumerate(self.entries))
+            outcome.status if e.after else before, e.comment or ("" if e.label else e.text), e.label))
+            for index, e in enumerate(self.entries))
         return writes
 
 
@@ -89,8 +92,8 @@ def submitted(decl: Declaration, user: User) -> Step:
 
 
 def decided(decl: Declaration, user: User, decision: str, label: str, comment: str | None) -> Step:
-    """A reviewer's decision (label: the decision as the review form names it)."""
-    return Step(decl, user, [Entry(decision if decision in (APPROVE, REJECT) else TASK, label, comment)],
+    """A reviewer's decision (label: the decision as the review form names it, from its x-enum-labels)."""
+    return Step(decl, user, [Entry(decision if decision in (APPROVE, REJECT) else TASK, label, comment, label=label)],
                 decided_at=clock.now(), review_comment=comment)
 
 
@@ -98,7 +101,7 @@ def task_done(decl: Declaration, user: User, title: str, decision: Any, label: s
     """Any other task done on a declaration (a province's own step), with its decision if its form has one."""
     if decision:
         return decided(decl, user, str(decision), f"{title}：{label}", comment)
-    return Step(decl, user, [Entry(TASK, title)])
+    return Step(decl, user, [Entry(TASK, title, label=title)])
 
 
 def followed(subject_type: str, subject_id: int, outcome: StepOutcome, previous_status: str) -> list[SubjectWrite]:
@@ -159,7 +162,7 @@ def close_window(session: Session, rows: Sequence[Any], vocabulary: Vocabulary, 
 
 
 def _entry_row(declaration_id: int, user: User | None, at: datetime, action: str, status: str,
-               comment: str) -> dict[str, Any]:
+               comment: str, label: str = "") -> dict[str, Any]:
     return {"declaration_id": declaration_id, "at": at, "actor_id": user.id if user else None,
             "actor_name": user.display_name if user else "系统", "action": action, "status": status,
-            "comment": comment}
+            "comment": comment or None, "label": label or None}

@@ -70,3 +70,5 @@ class DeclarationEvent(Base):
     action: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="")
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # How the step names what was done, in the words of its form (省级审核：退回修改); empty: the action's own name.
+    label: Mapped[str | None] = mapped_column(String(128), nullable=True)

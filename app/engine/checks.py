@@ -25,7 +25,7 @@ from app.engine.expressions import FUNCTIONS, ExpressionError, compile_expressio
 from app.engine.script_engine import SAFE_ENGINE
 from app.engine.service_task import DeferredServiceTask
 from app.engine.specs import BPMN_NS, SPIFF_NS, ParsedProcess, Problem, safe_xml
-from app.engine.versions import run_to_wait, sample_value
+from app.engine.versions import run_to_wait
 
 MAX_WALKS = 60
 MAX_ACTIONS = 25
@@ -207,14 +207,35 @@ def _filled_on_arrival(root: etree._Element, filled: Mapping[str, set[str]]) -> 
 
 # -- generated dry runs ---------------------------------------------------------------------------------
 
-def _choices(schema: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Return one set of values per choice of the form's choice fields (each enum value once), samples elsewhere."""
+def sample_value(prop: Mapping[str, Any]) -> Any:
+    """Return a plausible value for a form field from its schema."""
+    if "enum" in prop:
+        return prop["enum"][0]
+    kind = prop.get("type")
+    if kind == "integer":
+        return int(prop.get("minimum", 1))
+    if kind == "number":
+        return float(prop.get("minimum", 1))
+    if kind == "boolean":
+        return True
+    if prop.get("format") == "date":
+        return "2026-09-01"
+    if kind == "array":
+        item = prop.get("items") or {}
+        return [sample_value(item)] if item else []
+    return "试运行" * max(1, -(-int(prop.get("minLength", 0)) // 3))
+
+
+def _choices(schema: Mapping[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """Return one set of values per choice of the form's choice fields (each enum value once, with the name the form
+    gives it in x-enum-labels), samples elsewhere."""
     props = schema.get("properties") or {}
     base = {name: sample_value(p) for name, p in props.items()}
     if "comment" in base and isinstance(base["comment"], str):
         base["comment"] = "试运行意见"
-    variants = [dict(base, **{name: value}) for name, p in props.items() if "enum" in p for value in p["enum"]]
-    return variants or [base]
+    variants = [(dict(base, **{name: value}), str((p.get("x-enum-labels") or {}).get(str(value), value)))
+                for name, p in props.items() if "enum" in p for value in p["enum"]]
+    return variants or [(base, "")]
 
 
 @dataclass
@@ -279,9 +300,8 @@ def _actions(parsed: ParsedProcess, workflow: BpmnWorkflow) -> list[tuple[tuple[
         if not isinstance(task.task_spec, UserTask):
             continue
         info = parsed.task_info.get(task.task_spec.name, {})
-        for index, values in enumerate(_choices(parsed.forms.get(info.get("form") or "") or {})):
-            label = f"{info.get('title') or task.task_spec.name}（{task.task_spec.lane}）" + (
-                f"：{values.get('decision')}" if values.get("decision") else "")
+        for index, (values, choice) in enumerate(_choices(parsed.forms.get(info.get("form") or "") or {})):
+            label = f"{info.get('title') or task.task_spec.name}（{task.task_spec.lane}）" + (f"：{choice}" if choice else "")
 
             def run(task: Any = task, values: dict[str, Any] = values) -> None:
                 task.data.update(copy.deepcopy(values))

@@ -1,18 +1,14 @@
-"""Compare process versions, try a draft in memory, and move waiting instances to a new version."""
+"""Compare process versions, run a draft in memory, and move waiting instances to a new version."""
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from SpiffWorkflow.bpmn.util.diff import SpecDiff, diff_workflow, migrate_workflow
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.spiff.specs.defaults import UserTask
 from SpiffWorkflow.util.task import TaskState
 
-from app.engine.runtime import TaskScan
-from app.engine.script_engine import SAFE_ENGINE
 from app.engine.service_task import DeferredServiceTask
 from app.engine.specs import ParsedProcess
 from app.engine.state import SERIALIZER
@@ -86,99 +82,19 @@ def migrate(workflow: BpmnWorkflow, new: ParsedProcess, top_diff: Any) -> None:
     workflow.do_engine_steps()
 
 
-@dataclass
-class DryRunStep:
-    """One step of a dry run: what was done, the path it took, and what a school would see."""
+def run_to_wait(workflow: BpmnWorkflow, max_steps: int = 50, on_call: Callable[[Any], None] | None = None) -> None:
+    """Run a workflow in memory until it waits for a person or a timer; service tasks succeed at once.
 
-    action: str
-    path: list[str]
-    status: str
-    waiting_for: list[str]
-    error: str = ""
-
-
-def run_to_wait(workflow: BpmnWorkflow, max_steps: int = 50) -> None:
-    """Run a workflow in memory until it waits for a person or a timer; service tasks succeed at once."""
+    on_call(task): told of each service task before it completes (its evaluated call is in its internal data).
+    """
     workflow.do_engine_steps()
     for _ in range(max_steps):
         started = [t for t in workflow.get_tasks(state=TaskState.STARTED) if isinstance(t.task_spec, DeferredServiceTask)]
         if not started:
             break
         for task in started:
+            if on_call is not None:
+                on_call(task)
             task.data[task.task_spec.result_variable] = {"dry_run": True}
             task.complete()
         workflow.do_engine_steps()
-
-
-def dry_run(parsed: ParsedProcess, start_data: Mapping[str, Any], steps: Iterable[tuple[str, Mapping[str, Any]]],
-            max_steps: int = 50) -> list[DryRunStep]:
-    """Run a draft version in memory through a scenario of (lane, data) steps; service tasks succeed at once."""
-    workflow = BpmnWorkflow(parsed.spec, parsed.subprocess_specs, script_engine=SAFE_ENGINE)
-    workflow.task_tree.data.update(copy.deepcopy(dict(start_data)))
-    for task in workflow.task_tree.children:
-        task.data.update(copy.deepcopy(dict(start_data)))
-    results: list[DryRunStep] = []
-    seen: set[Any] = set()
-
-    def advance(label: str) -> None:
-        try:
-            run_to_wait(workflow, max_steps)
-            error = ""
-        except Exception as exc:  # the analyst needs to see any engine failure of the draft
-            error = f"{type(exc).__name__}: {exc}"
-        path = []
-        for task in sorted(workflow.get_tasks(state=TaskState.COMPLETED), key=lambda t: t.last_state_change):
-            if task.id not in seen and _visible(task.task_spec.name) and task.task_spec.bpmn_id:
-                seen.add(task.id)
-                path.append(_title(parsed, task.task_spec.name))
-        waiting = [f"{_title(parsed, t.task_spec.name)}（{t.task_spec.lane}）"
-                   for t in workflow.get_tasks(state=TaskState.READY, manual=True)]
-        results.append(DryRunStep(label, path, _status(parsed, workflow), waiting, error))
-
-    advance("开始")
-    for lane, data in steps:
-        ready = [t for t in workflow.get_tasks(state=TaskState.READY, manual=True)
-                 if isinstance(t.task_spec, UserTask) and t.task_spec.lane == lane]
-        if not ready:
-            results.append(DryRunStep(f"{lane}：{dict(data)}", [], _status(parsed, workflow), [],
-                                      f"此时没有等待“{lane}”处理的任务"))
-            break
-        # A scenario names the choices that matter; the form's other required fields get plausible values.
-        schema = parsed.forms.get(parsed.task_info.get(ready[0].task_spec.name, {}).get("form") or "") or {}
-        props = schema.get("properties") or {}
-        filled = {n: sample_value(props[n]) for n in schema.get("required") or []
-                  if n in props and n not in data and n not in ready[0].data}
-        ready[0].data.update(copy.deepcopy({**filled, **dict(data)}))
-        ready[0].run()
-        advance(f"{lane}：{_describe(data)}")
-        if results[-1].error:
-            break
-    return results
-
-
-def sample_value(prop: Mapping[str, Any]) -> Any:
-    """Return a plausible value for a form field from its schema."""
-    if "enum" in prop:
-        return prop["enum"][0]
-    kind = prop.get("type")
-    if kind == "integer":
-        return int(prop.get("minimum", 1))
-    if kind == "number":
-        return float(prop.get("minimum", 1))
-    if kind == "boolean":
-        return True
-    if prop.get("format") == "date":
-        return "2026-09-01"
-    if kind == "array":
-        item = prop.get("items") or {}
-        return [sample_value(item)] if item else []
-    return "试运行" * max(1, -(-int(prop.get("minLength", 0)) // 3))
-
-
-def _describe(data: Mapping[str, Any]) -> str:
-    decision = data.get("decision")
-    return f"审核结论 {decision}" if decision else "提交"
-
-
-def _status(parsed: ParsedProcess, workflow: BpmnWorkflow) -> str:
-    return TaskScan(parsed, workflow).status("")

@@ -23,12 +23,11 @@ from app.masterdata.models import Division, School
 from app.processes import publish_gate
 from app.processes.jobs import enqueue_service_call
 from app.processes.models import HumanTask, ProcessIncident, ProcessInstance, ProcessVersion, ServiceCall
-from app.processes.publish_gate import SCENARIOS, run_scenario
+from app.processes.scenarios import saved_scenarios
 from app.processes.services import publish_version
 from app.sms.models import AuditEntry
 from app.sms.templates import texts_for_scope
 
-__all__ = ["SCENARIOS", "run_scenario"]  # the editor's dry-run scenarios, kept with the gate that runs them too
 
 def require_analyst(user: User) -> None:
     """Allow analysts (and the ministry admin) only."""
@@ -102,9 +101,11 @@ def known_lanes(session: Session) -> list[str]:
 
 def validate(session: Session, process_key: str, xml: str, forms: Mapping[str, Any],
              province_code: str | None = None) -> ParsedProcess:
-    """Validate a draft for a scope as publishing would (the publish gate); raise InvalidProcess with every problem."""
+    """Validate a draft as publishing to the scope would (the publish gate, with the scope's templates and saved
+    scenarios); raise InvalidProcess with every problem."""
     return publish_gate.checked(_engine(), process_key, xml, forms, known_lanes(session),
-                                texts_for_scope(session, province_code))
+                                texts_for_scope(session, province_code),
+                                saved_scenarios(session, process_key, province_code))
 
 
 def diff_against_current(session: Session, process_key: str, province_code: str | None,

@@ -138,3 +138,24 @@ class ProcessIncident(Base):
     first_at: Mapped[datetime] = mapped_column(default=now)
     last_at: Mapped[datetime] = mapped_column(default=now)
     resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class ProcessScenario(Base):
+    """A dry-run scenario an analyst wrote for a process, national or for one province: its steps (user tasks done
+    with form values, timers fired, deadlines passed) and what it expects at the end. The saved scenarios of a scope
+    run whenever a version is published to it."""
+
+    __tablename__ = "process_scenario"
+    __table_args__ = (Index("ix_process_scenario_scope", "process_key", "province_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    process_key: Mapped[str] = mapped_column(String(64))
+    province_code: Mapped[str | None] = mapped_column(String(6), nullable=True)  # None = national
+    name: Mapped[str] = mapped_column(String(100))
+    steps: Mapped[list[Any]] = mapped_column(default=list)
+    expect_status: Mapped[str] = mapped_column(String(32), default="")
+    expect_sms: Mapped[str] = mapped_column(String(64), default="")
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    updated_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now)

@@ -10,13 +10,15 @@ A diagram is published (from the editor, `process deploy`, or as a shipped natio
   form field only after a task that fills it for certain (required there);
 - every SMS template it names exists in the registry, and every placeholder of each text the template may render
   to in the version's scope is filled from data the instance holds at that step (app.processes.message_checks);
-- generated walks through every choice of its forms and every timer, and the saved scenarios, run without error.
+- every choice of its forms has a name for people (x-enum-labels);
+- generated walks through every choice of its forms and every timer run without error, and the built-in and the
+  saved scenarios of the scope it is published to pass (app.processes.scenario_runs).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from app.declarations.school_info import FIELDS as SCHOOL_INFO_FIELDS
@@ -25,11 +27,12 @@ from app.declarations.services import DECLARATION_FORM, FORM_COLUMNS
 from app.engine.checks import explore, fields_read_before_filled, sample_times, service_operations, unknown_variables
 from app.engine.runtime import ProcessEngine
 from app.engine.specs import InvalidProcess, ParsedProcess, Problem
-from app.engine.versions import DryRunStep, dry_run
 from app.forms.checks import form_name_problem, schema_problems
 from app.handlers.registry import HANDLERS
 from app.plans.services import PLAN_DATA_FIELDS
+from app.processes import scenario_runs
 from app.processes.message_checks import message_problems
+from app.processes.scenario_runs import Scenario
 from app.sms.templates import TemplateText
 
 # What the app gives each process's instances at start (name -> what it holds); expressions may read these.
@@ -57,17 +60,7 @@ SAMPLE_DATA: dict[str, dict[str, Any]] = {
                      "province_name": "广东省", "city_name": "广州市", "comment": ""},
 }
 
-SCENARIOS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
-    "submit_approve": ("提交 → 通过", [("school", {"action": "submit"}), ("*review", {"decision": "approve"})]),
-    "submit_reject_resubmit_approve": ("提交 → 不通过 → 修改后重新提交 → 通过", [
-        ("school", {"action": "submit"}), ("*review", {"decision": "reject", "comment": "请补充材料"}),
-        ("school", {"action": "submit"}), ("*review", {"decision": "approve"})]),
-    "submit_reject": ("提交 → 不通过", [("school", {"action": "submit"}),
-                                     ("*review", {"decision": "reject", "comment": "请补充材料"})]),
-}
-SCENARIO_PROCESSES = ("declaration",)  # the scenarios are a school declaring and reviewers deciding
-
-_PASSED: dict[tuple[str, str], bool] = {}  # (process key, content hash) of drafts that passed, kept in memory
+_PASSED: dict[tuple[str, str, str], bool] = {}  # (process key, content hash, scenarios) that passed, kept in memory
 
 
 def sample_data(process_key: str) -> dict[str, Any]:
@@ -76,10 +69,12 @@ def sample_data(process_key: str) -> dict[str, Any]:
 
 
 def checked(engine: ProcessEngine, process_key: str, xml: str, forms: Mapping[str, Any],
-            lanes: Iterable[str], templates: Mapping[str, list[TemplateText]]) -> ParsedProcess:
+            lanes: Iterable[str], templates: Mapping[str, list[TemplateText]],
+            scenarios: Sequence[Scenario] = ()) -> ParsedProcess:
     """Return the parsed diagram if it passes the gate; else raise InvalidProcess with every problem found.
 
     templates: every text each SMS template may render to in the version's scope (app.sms.templates.texts_for_scope).
+    scenarios: the saved scenarios of the scope it is published to (the built-in ones run too).
     """
     if process_key not in PROCESS_DATA:
         raise InvalidProcess([Problem(f"未知的流程“{process_key}”：只能发布这些流程："
@@ -87,16 +82,16 @@ def checked(engine: ProcessEngine, process_key: str, xml: str, forms: Mapping[st
     parsed = engine.parse(xml, forms, lanes=lanes)
     if parsed.process_id != process_key:
         raise InvalidProcess([Problem(f"流程 id 应为 {process_key}，图中为 {parsed.process_id}")])
-    passed_key = (process_key, parsed.content_hash + _templates_hash(templates))
+    passed_key = (process_key, parsed.content_hash + _templates_hash(templates), _fingerprint(scenarios))
     if _PASSED.get(passed_key):
         return parsed
     problems = (form_problems(parsed) + misplaced_operations(parsed, process_key)
-                + unknown_variables(parsed, PROCESS_DATA[process_key]))
+                + unknown_variables(parsed, PROCESS_DATA[process_key]) + unlabelled_choices(parsed))
     problems += message_problems(parsed, PROCESS_DATA[process_key], templates)
     if not problems:
         problems = fields_read_before_filled(parsed, PROCESS_DATA[process_key])
     if not problems:  # a walk would only fail on the unknown names again
-        problems = dry_run_problems(parsed, process_key)
+        problems = dry_run_problems(parsed, process_key, scenarios)
     if problems:
         raise InvalidProcess(problems)
     if len(_PASSED) < 1000:
@@ -141,8 +136,30 @@ def _templates_hash(templates: Mapping[str, list[TemplateText]]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-def dry_run_problems(parsed: ParsedProcess, process_key: str) -> list[Problem]:
-    """Run the generated walks and the saved scenarios; return a problem for each that errs."""
+def _fingerprint(scenarios: Sequence[Scenario]) -> str:
+    return json.dumps([[s.name, s.steps, s.expect_status, s.expect_sms] for s in scenarios], sort_keys=True,
+                      ensure_ascii=False, default=str)
+
+
+def unlabelled_choices(parsed: ParsedProcess) -> list[Problem]:
+    """Return a problem for each choice of a user task's form that is a code with no name for people: its
+    x-enum-labels entry is what reviewers pick, the history records and scenarios show."""
+    problems = []
+    for task_id, info in parsed.task_info.items():
+        schema = parsed.forms.get(str(info.get("form") or "")) or {}
+        for name, prop in (schema.get("properties") or {}).items():
+            labels = prop.get("x-enum-labels") or {}
+            codes = [str(v) for v in prop.get("enum") or [] if str(v).isascii() and str(v) not in labels]
+            if codes:
+                problems.append(Problem(
+                    f"表单 {info.get('form')} 的字段“{prop.get('title') or name}”（{name}）的选项 {'、'.join(codes)} "
+                    f"没有中文名称：请在 x-enum-labels 中为每个选项写上名称（如 \"return\": \"退回修改\"）",
+                    task_id, str(info.get("title") or "")))
+    return problems
+
+
+def dry_run_problems(parsed: ParsedProcess, process_key: str, scenarios: Sequence[Scenario] = ()) -> list[Problem]:
+    """Run the generated walks, the built-in and the saved scenarios; return a problem for each that fails."""
     problems = []
     walks, reached = explore(parsed, sample_data(process_key))
     for walk in walks:
@@ -150,47 +167,7 @@ def dry_run_problems(parsed: ParsedProcess, process_key: str) -> list[Problem]:
             path = " → ".join(["开始", *walk.actions])
             problems.append(Problem(f"试运行出错（路径：{path}）：{walk.error}", walk.element_id,
                                     parsed.task_info.get(walk.element_id, {}).get("title", "")))
-    if process_key in SCENARIO_PROCESSES and not problems:
-        for name, (label, _) in SCENARIOS.items():
-            failed = [s for s in run_scenario(parsed, name) if s.error]
-            if failed:
-                problems.append(Problem(f"试运行场景“{label}”出错（{failed[0].action}）：{failed[0].error}"))
+    if not problems:
+        problems = scenario_runs.problems(parsed, process_key, [*scenario_runs.builtins(process_key), *scenarios],
+                                          sample_data(process_key))
     return problems
-
-
-def run_scenario(parsed: ParsedProcess, scenario: str) -> list[DryRunStep]:
-    """Dry-run a draft through a named scenario; '*review' means whichever review lane is waiting."""
-    _, steps = SCENARIOS[scenario]
-    concrete: list[tuple[str, dict[str, Any]]] = []
-    review_lanes = sorted({str(info["lane"]) for info in parsed.task_info.values()
-                           if info.get("lane") and info.get("lane") != "school" and info.get("form")})
-    order = _review_order(parsed, review_lanes)
-    for lane, data in steps:
-        if lane == "*review":
-            # Every review stage approves on the way to the decision being tested, in diagram order.
-            for review_lane in order:
-                concrete.append((review_lane, data if review_lane == order[-1] else {"decision": "approve"}))
-        else:
-            concrete.append((lane, data))
-    return dry_run(parsed, sample_data("declaration"), concrete)
-
-
-def _review_order(parsed: ParsedProcess, lanes: list[str]) -> list[str]:
-    order = []
-    for task_name in _walk(parsed.spec):
-        lane = parsed.task_info.get(task_name, {}).get("lane")
-        if lane in lanes and lane not in order:
-            order.append(lane)
-    return order or lanes
-
-
-def _walk(spec: Any) -> list[str]:
-    seen: list[str] = []
-    queue = [spec.start]
-    while queue:
-        ts = queue.pop(0)
-        if ts.name in seen:
-            continue
-        seen.append(ts.name)
-        queue.extend(ts.outputs)
-    return seen

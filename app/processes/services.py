@@ -19,6 +19,7 @@ from app.handlers.handler import HANDLERS_KEY
 from app.handlers.registry import HANDLERS
 from app.processes import jobs, publish_gate
 from app.processes.models import ProcessVersion
+from app.processes.scenarios import saved_scenarios
 from app.sms.templates import install_national_templates, texts_for_scope
 
 SHIPPED_PROCESSES = tuple(publish_gate.PROCESS_DATA)
@@ -42,11 +43,14 @@ def shipped_forms(bpmn_path: Path) -> dict[str, Any]:
 
 def publish_version(session: Session, process_key: str, xml: str, forms: dict[str, Any], *,
                     province_code: str | None, published_by: str, note: str = "",
-                    lanes: list[str] | None = None) -> ProcessVersion:
-    """Validate a diagram and make it the version in force for its scope (no-op if unchanged)."""
+                    lanes: list[str] | None = None, run_saved_scenarios: bool = True) -> ProcessVersion:
+    """Validate a diagram (with the saved scenarios of its scope) and make it the version in force for its scope
+    (no-op if unchanged)."""
     if lanes is None:
         lanes = lane_roles(session)
-    parsed = publish_gate.checked(engine(), process_key, xml, forms, lanes, texts_for_scope(session, province_code))
+    scenarios = saved_scenarios(session, process_key, province_code) if run_saved_scenarios else []
+    parsed = publish_gate.checked(engine(), process_key, xml, forms, lanes, texts_for_scope(session, province_code),
+                                  scenarios)
     scope = ProcessVersion.province_code.is_(None) if province_code is None else ProcessVersion.province_code == province_code
     current = session.scalars(select(ProcessVersion).where(
         ProcessVersion.process_key == process_key, ProcessVersion.active.is_(True), scope)).all()
@@ -63,9 +67,13 @@ def publish_version(session: Session, process_key: str, xml: str, forms: dict[st
 
 def install_shipped_processes(session: Session, bpmn_path: Path) -> list[ProcessVersion]:
     """Install the shipped national SMS templates the registry lacks, then publish the shipped diagrams as the
-    national versions where they differ from the one in force."""
+    national versions where they differ from the one in force.
+
+    Analysts' saved national scenarios do not run here, so that no scenario can stop a database upgrade; they run
+    on the shipped diagram at the next 校验 or publish of the national version (the built-in ones do run).
+    """
     install_national_templates(session, bpmn_path)
     forms = shipped_forms(bpmn_path)
     return [publish_version(session, key, (bpmn_path / f"{key}.bpmn").read_text("utf-8"), forms,
-                            province_code=None, published_by="system")
+                            province_code=None, published_by="system", run_saved_scenarios=False)
             for key in SHIPPED_PROCESSES]

@@ -3,11 +3,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
@@ -15,15 +25,16 @@ from werkzeug.wrappers import Response
 from app.accounts.registration import provinces
 from app.accounts.roles import all_roles
 from app.core.errors import ServiceError
-from app.engine.specs import MAX_BPMN_BYTES, InvalidProcess, Problem
-from app.engine.versions import DryRunStep, VersionDiff
+from app.engine.specs import MAX_BPMN_BYTES, InvalidProcess, ParsedProcess, Problem
+from app.engine.versions import VersionDiff
 from app.engine.vocabulary import MEANINGS
 from app.extensions import csrf, db
 from app.forms.preview import preview
 from app.handlers.registry import HANDLERS
 from app.processes import admin as process_admin
-from app.processes import publish_gate
+from app.processes import scenarios as scenario_service
 from app.processes.models import ProcessVersion
+from app.processes.scenario_runs import ScenarioRun
 from app.processes.services import SHIPPED_PROCESSES
 from app.web.context import acting_user
 from app.web.control_characters import first_refused, parses_own_form, refusal
@@ -32,7 +43,6 @@ ANALYST_ROLES = ("analyst", "ministry_admin")
 bp = Blueprint("processes", __name__, url_prefix="/processes")
 NAV_ITEMS = [(60, ANALYST_ROLES, "流程管理", "processes.index"), (61, ANALYST_ROLES, "故障", "processes.incidents")]
 PROCESS_NAMES = {"registration": "院校注册", "declaration": "证书试点申报", "plan": "申报计划"}
-DRY_RUN_PROCESSES = publish_gate.SCENARIO_PROCESSES
 # A request may carry an uploaded file and the modeler's copy of the diagram, each up to the validator's limit.
 REQUEST_LIMIT = 2 * MAX_BPMN_BYTES + 256 * 1024
 FIELD_LIMIT = MAX_BPMN_BYTES + 64 * 1024
@@ -159,8 +169,7 @@ class CheckResult:
     xml: str = ""
     current: ProcessVersion | None = None
     diff: VersionDiff | None = None
-    steps: list[DryRunStep] = field(default_factory=list)
-    scenario_label: str = ""
+    run: ScenarioRun | None = None
 
     @property
     def valid(self) -> bool:
@@ -216,12 +225,40 @@ def _editor(key: str, base: ProcessVersion, *, shown_xml: str | None, scope: str
                      for meaning, (label, description) in MEANINGS.items()],
         "problems": sorted({p.element_id for p in check.problems if p.element_id}) if check else [],
     }
+    scenarios = scenario_service.scenarios_of(session, acting_user(), key, scope)
+    parsed = _parsed_or_none(key, str(config["xml"]), dict(forms if forms is not None else base.forms))
+    panel = {
+        "urls": {name: url_for(f"scenarios.{name}", key=key) for name in ("outline", "run", "save")},
+        "deleteUrl": url_for("scenarios.delete", key=key, scenario_id=0),
+        "baseVersionId": base.id,
+        "province": scope or "",
+        "outline": asdict(scenario_service.draft_outline(parsed)) if parsed is not None else None,
+        "scenarios": _listing(parsed, scenarios),
+    }
     html = render_template("processes/editor.html", key=key, name=_process_name(key), base=base, diagram=config,
-                           provinces=names, scope=scope, scenario=scenario,
-                           scenarios=process_admin.SCENARIOS if key in DRY_RUN_PROCESSES else {},
+                           provinces=names, scope=scope, scenario=scenario, scenarios=scenarios, panel=panel,
                            check=check, note=note, errors=errors or {}, max_size=_size(MAX_BPMN_BYTES),
                            forms_json=json.dumps(config["formSchemas"], ensure_ascii=False))
     return make_response(html, status)
+
+
+def _parsed_or_none(key: str, xml: str, forms: dict[str, Any]) -> ParsedProcess | None:
+    try:
+        return scenario_service.parse_draft(db.session(), key, xml, forms)
+    except InvalidProcess:
+        return None
+
+
+def _listing(parsed: ParsedProcess | None, scenarios: list[scenario_service.Scenario]) -> list[dict[str, Any]]:
+    """The scenarios as the 场景 panel lists them, each step named by the draft's tasks and forms."""
+    return [{"key": s.key, "name": s.name, "builtin": s.builtin, "steps": s.steps, "expect_status": s.expect_status,
+             "expect_sms": s.expect_sms, "names": scenario_service.describe(parsed, s) if parsed is not None else []}
+            for s in scenarios]
+
+
+def _first_scenario(key: str, scope: str | None) -> str:
+    found = scenario_service.scenarios_of(db.session(), acting_user(), key, scope)
+    return found[0].key if found else ""
 
 
 @bp.get("/<key>/edit")
@@ -231,8 +268,8 @@ def edit(key: str) -> Response:
     _process_name(key)
     scope = _scope(request.args.get("province"), _province_names())
     base = _base_version(key, request.args.get("version", type=int), scope)
-    return _editor(key, base, shown_xml=None, scope=scope if scope is not None else base.province_code,
-                   scenario=next(iter(process_admin.SCENARIOS)))
+    scope = scope if scope is not None else base.province_code
+    return _editor(key, base, shown_xml=None, scope=scope, scenario=_first_scenario(key, scope))
 
 
 @csrf.exempt
@@ -240,31 +277,30 @@ def edit(key: str) -> Response:
 @bp.post("/<key>/check")
 @analyst_required
 def check(key: str) -> Response:
-    """校验: validate a draft from the editor or an upload, then diff it and dry-run a scenario."""
+    """校验: validate a draft from the editor or an upload (with the scope's saved scenarios), then diff it and
+    dry-run the chosen scenario."""
     _process_name(key)
     refused = _guarded_form()
     draft = _read_draft() if refused is None else Draft(None, None, [refused], uploaded=True)
     form: Any = request.form if refused is None else {}
     scope = _scope(form.get("province_code"), _province_names())
     base = _base_version(key, int(form.get("base_version_id") or 0) or None, scope)
-    scenario = form.get("scenario", "")
-    if scenario not in process_admin.SCENARIOS:
-        scenario = next(iter(process_admin.SCENARIOS))
+    session, user = db.session(), acting_user()
+    keys = [s.key for s in scenario_service.scenarios_of(session, user, key, scope)]
+    scenario = form.get("scenario", "") if form.get("scenario", "") in keys else (keys[0] if keys else "")
     forms, unreadable = _read_forms(base, form)
     result = CheckResult(list(draft.problems) + unreadable)
     if draft.xml is not None and not result.problems:
-        session = db.session()
         try:
             parsed = process_admin.validate(session, key, draft.xml, forms, scope)
         except InvalidProcess as exc:
             result.problems = list(exc.problems)
         else:
             result.xml = draft.xml
-            result.current = process_admin.version_in_force(session, acting_user(), key, scope)
+            result.current = process_admin.version_in_force(session, user, key, scope)
             result.diff = process_admin.diff_against_current(session, key, scope, parsed)
-            if key in DRY_RUN_PROCESSES:
-                result.steps = process_admin.run_scenario(parsed, scenario)
-                result.scenario_label = process_admin.SCENARIOS[scenario][0]
+            if scenario:
+                result.run = scenario_service.run_saved(session, user, key, scope, scenario, draft.xml, forms)
     return _editor(key, base, shown_xml=draft.shown_xml, scope=scope, scenario=scenario, check=result, forms=forms,
                    status=200 if result.valid else 422)
 
@@ -274,13 +310,13 @@ def check(key: str) -> Response:
 @bp.post("/<key>/publish")
 @analyst_required
 def publish(key: str) -> Response:
-    """Publish a checked draft nationally or for one province, with a note."""
+    """Publish a checked draft nationally or for one province, with a note (the scope's saved scenarios must pass)."""
     name = _process_name(key)
     refused = _guarded_form()
     names = _province_names()
     scope = _scope(request.form.get("province_code"), names) if refused is None else None
     base = _base_version(key, request.form.get("base_version_id", type=int) if refused is None else None, scope)
-    scenario = next(iter(process_admin.SCENARIOS))
+    scenario = _first_scenario(key, scope)
     if refused is not None:
         return _editor(key, base, shown_xml=None, scope=scope, scenario=scenario,
                        check=CheckResult([refused]), status=422)

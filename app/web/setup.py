@@ -21,6 +21,7 @@ from app.declarations.lifecycle import ACTION_LABELS
 from app.extensions import db, login_manager
 from app.plans import views as plan_views
 from app.processes import manual as process_manual
+from app.processes import scenario_views
 from app.processes import views as process_views
 from app.review import inbox_views
 from app.review import views as review_views
@@ -32,7 +33,7 @@ from app.web.converters import RowIdConverter
 
 # Every domain's views (each module has a blueprint `bp`, and may offer NAV_ITEMS).
 VIEW_MODULES: tuple[Any, ...] = (public, auth_views, school_views, review_views, inbox_views, plan_views,
-                                 school_account_views, staff_views, role_views, process_views, process_manual,
+                                 school_account_views, staff_views, role_views, process_views, scenario_views, process_manual,
                                  dashboard_views, sms_views,
                                  sms_template_views)
 
