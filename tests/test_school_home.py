@@ -34,6 +34,20 @@ def _close(app: Flask, plan_id: int) -> None:
         db.session.commit()
 
 
+def _school_declares(app: Flask, client, *declarations: tuple[str, str]) -> None:
+    """zjxx_weekly completes 基础信息 and posts one declaration per (level, action)."""
+    with_demo(app)
+    login(client, "zjxx_weekly")
+    complete_info(client)
+    for level, action in declarations:
+        assert client.post("/school/declarations/new",
+                           data={**declaration_form(app, level=level), "action": action}).status_code == 302
+
+
+def _result_card(client, plan_id: int) -> str:
+    return client.get("/school/").get_data(as_text=True).split(f'id="pilot-result-{plan_id}"')[1].split("</div>")[0]
+
+
 def _approve(app: Flask, decl_id: int) -> None:
     reviewer = app.test_client()
     login(reviewer, "gd_reviewer")
@@ -128,20 +142,14 @@ def test_a_new_school_sees_step_one_as_its_next_step_then_step_two(app, client):
 
 
 def test_todo_names_the_certificate(app, client):
-    with_demo(app)
-    login(client, "zjxx_weekly")
-    complete_info(client)
-    client.post("/school/declarations/new", data={**declaration_form(app), "action": "save"})
+    _school_declares(app, client, ("中级", "save"))
     home = client.get("/school/").get_data(as_text=True)
     todo = home.split('id="todo"')[1].split("</div>")[0]
     assert "Web前端开发职业技能等级证书（中级）" in todo and "草稿" in todo
 
 
 def test_an_expired_draft_is_neither_submitted_nor_counted_as_not_approved(app, client):
-    with_demo(app)
-    login(client, "zjxx_weekly")
-    complete_info(client)
-    client.post("/school/declarations/new", data={**declaration_form(app), "action": "save"})
+    _school_declares(app, client, ("中级", "save"))
     decl = _only_declaration(app)
     _close(app, decl.plan_id)
     assert _only_declaration(app).status == "已过期"
@@ -152,18 +160,13 @@ def test_an_expired_draft_is_neither_submitted_nor_counted_as_not_approved(app, 
     with app.app_context():
         closure.compute_results(db.session(), decl.plan_id)
         db.session.commit()
-    home = client.get("/school/").get_data(as_text=True)
-    result = home.split(f'id="pilot-result-{decl.plan_id}"')[1].split("</div>")[0]
+    result = _result_card(client, decl.plan_id)
     assert "未成为试点院校" in result and "均未通过审核" not in result
     assert "没有提交审核的申报" in result and "1 份草稿在申报截止时仍未提交审核，已过期" in result
 
 
 def test_a_school_is_a_pilot_once_the_declaration_time_ended_with_an_approval(app, client):
-    with_demo(app)
-    login(client, "zjxx_weekly")
-    complete_info(client)
-    client.post("/school/declarations/new", data={**declaration_form(app), "action": "submit"})
-    client.post("/school/declarations/new", data={**declaration_form(app, level="高级"), "action": "submit"})
+    _school_declares(app, client, ("中级", "submit"), ("高级", "submit"))
     with app.app_context():
         first, second = db.session.scalars(select(Declaration).order_by(Declaration.id)).all()
         plan_id = first.plan_id
@@ -172,22 +175,19 @@ def test_a_school_is_a_pilot_once_the_declaration_time_ended_with_an_approval(ap
     assert "试点院校</span>" not in client.get("/school/").get_data(as_text=True)
     _close(app, plan_id)
     assert _plan(app, plan_id).results_at is None  # before the review deadline
-    result = client.get("/school/").get_data(as_text=True).split(f'id="pilot-result-{plan_id}"')[1].split("</div>")[0]
+    result = _result_card(client, plan_id)
     assert "试点院校" in result and "Web前端开发职业技能等级证书（中级）" in result and "另有 1 个证书仍在审核中" in result
     # A later approval before the review deadline adds to it at once.
     _approve(app, second.id)
-    result = client.get("/school/").get_data(as_text=True).split(f'id="pilot-result-{plan_id}"')[1].split("</div>")[0]
+    result = _result_card(client, plan_id)
     assert "有 2 个通过审核" in result and "仍在审核中" not in result
 
 
 def test_pending_review_after_the_deadline_is_said_as_such(app, client):
-    with_demo(app)
-    login(client, "zjxx_weekly")
-    complete_info(client)
-    client.post("/school/declarations/new", data={**declaration_form(app), "action": "submit"})
+    _school_declares(app, client, ("中级", "submit"))
     decl = _only_declaration(app)
     _close(app, decl.plan_id)
-    result = client.get("/school/").get_data(as_text=True).split(f'id="pilot-result-{decl.plan_id}"')[1].split("</div>")[0]
+    result = _result_card(client, decl.plan_id)
     assert "审核中" in result and "未成为试点院校" not in result
 
 

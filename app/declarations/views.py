@@ -70,7 +70,7 @@ def info() -> str | Response | tuple[str, int]:
     form = school_info.info_form(engine().current_version(session, "declaration", school.province_code).forms)
     if request.method == "GET":
         return render_template("declarations/info.html", school=school, form=form,
-                               values=school_info.current_values(school), errors={})
+                               values=school_info.known_values(school, user), errors={})
     values, errors, typed = parse_submission(form, request.form)
     if not errors:
         try:
