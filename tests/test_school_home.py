@@ -123,6 +123,14 @@ def test_a_returning_school_declares_at_once_and_is_asked_only_what_is_missing(a
         assert school.info_completed_at is not None and school.contact_phone == "13800138002"
         assert school.education_level == "高职专科" and school.contact_name == "陈老师"
     assert "只需补充以下" not in client.get("/school/declarations/new").get_data(as_text=True)
+    # Once complete, declaring again leaves the school's information as it is.
+    completed_at = school.info_completed_at
+    clock.move(timedelta(minutes=5))
+    assert client.post("/school/declarations/new",
+                       data={**declaration_form(app, level="高级"), "action": "save"}).status_code == 302
+    with app.app_context():
+        again = db.session.scalars(select(School).where(School.code == "9144010002")).one()
+        assert again.info_completed_at == completed_at
 
 
 def test_a_new_school_sees_step_one_as_its_next_step_then_step_two(app, client):

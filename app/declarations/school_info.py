@@ -75,6 +75,8 @@ def save_missing(user: User, form: FormSpec, school: School, posted: Any, comple
     """Store what the declaration form asked of the school's basic information; mark the information complete
     when nothing is missing any more. complete: every missing field must be filled in now (提交审核), else only
     their format is checked (a draft). Return (field errors, what was typed)."""
+    if school.info_completed_at is not None:
+        return {}, {}
     asked = {f.name for f in missing_fields(form, school, user)}
     parsed, errors, typed = parse_submission(form, posted, required=asked if complete else ())
     if isinstance(parsed.get("contact_phone"), str):
