@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app import clock, refcache
 from app.accounts.models import ROLE_SCHOOL, User
 from app.core.errors import Forbidden, NotFound, ServiceError
-from app.declarations import lifecycle
+from app.declarations import lifecycle, school_status
 from app.declarations.models import Declaration, DeclarationEvent
 from app.engine import engine
 from app.engine.runtime import EngineError, TaskNotAvailable
@@ -34,6 +34,14 @@ from app.processes.models import HumanTask, ProcessInstance
 ACTION_SAVE = "save"
 ACTION_SUBMIT = "submit"
 DECLARATION_FORM = "declaration-form.json"
+# What a draft needs to be stored (the declaration is one certificate at one level); everything else is checked
+# for type and format only until 提交审核.
+DRAFT_REQUIRED = ("certificate_id", "level")
+
+
+def required_fields(action: str) -> tuple[str, ...] | None:
+    """Return the fields an action needs filled in (None: every field the form requires)."""
+    return None if action == ACTION_SUBMIT else DRAFT_REQUIRED
 
 
 @dataclass(frozen=True)
@@ -139,10 +147,19 @@ SYSTEM_COLUMNS = {"id", "plan_id", "school_id", "province_code", "city_code", "s
 FORM_COLUMNS = frozenset(c.key for c in Declaration.__table__.columns) - SYSTEM_COLUMNS
 
 
-def form_columns(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the values of the form's fields that are columns of the declaration (lists copied)."""
-    return {name: list(value) if isinstance(value, list) else value
-            for name, value in values.items() if name in FORM_COLUMNS}
+def form_columns(values: Mapping[str, Any], form: FormSpec | None = None) -> dict[str, Any]:
+    """Return the values of the form's fields that are columns of the declaration (lists copied); with the form,
+    a field left empty (in a draft) is stored as its column's blank value."""
+    columns = {name: list(value) if isinstance(value, list) else value
+               for name, value in values.items() if name in FORM_COLUMNS}
+    for f in form.fields if form is not None else ():
+        if f.name in FORM_COLUMNS and f.name not in columns:
+            columns[f.name] = _BLANKS.get(f.kind, "")
+    return columns
+
+
+# A draft's empty field, by the form field's kind (the columns are not nullable; 0 is below every minimum).
+_BLANKS: dict[str, Any] = {"integer": 0, "number": 0, "array": [], "boolean": False}
 
 
 def _duplicate_message(certificate: str, level: str) -> str:
@@ -150,8 +167,8 @@ def _duplicate_message(certificate: str, level: str) -> str:
 
 
 def _check(session: Session, form: FormSpec, values: Mapping[str, Any], plan: DeclarationPlan, school: School,
-           exclude_id: int | None, validated: bool = False, duplicates: bool = True) -> dict[str, str]:
-    errors = {} if validated else validate(form, values)
+           exclude_id: int | None, action: str, validated: bool = False, duplicates: bool = True) -> dict[str, str]:
+    errors = {} if validated else validate(form, values, required_fields(action))
     cert = certificate_info(session, values["certificate_id"]) if isinstance(values.get("certificate_id"), int) else None
     if cert is not None and values.get("level") and values["level"] not in cert.level_list():
         errors.setdefault("level", f"证书等级：{cert.name}不设{values['level']}")
@@ -173,11 +190,11 @@ def new_declaration_context(session: Session, user: User) -> tuple[School, Windo
     return school, win, form
 
 
-def _require_open(session: Session, school: School, plan: DeclarationPlan) -> None:
+def _require_open(session: Session, school: School, plan: DeclarationPlan, action: str) -> None:
     if not plan.is_open(clock.now()):
         raise ServiceError(window(session, school.province_code).message)
-    if school.info_completed_at is None:
-        raise ServiceError("请先完成第一步“完善院校基础信息”，再申报证书试点")
+    if action == ACTION_SUBMIT and school.info_completed_at is None:
+        raise ServiceError("请先补全院校基础信息（联系人、联系电话等），再提交审核")
 
 
 def create_declaration(session: Session, user: User, values: Mapping[str, Any], action: str,
@@ -186,18 +203,19 @@ def create_declaration(session: Session, user: User, values: Mapping[str, Any], 
     """Save a new declaration as a draft, or submit it at once.
 
     context: what new_declaration_context returned for this user in the same request, if the caller has it;
-    validated: the values are what parse_submission returned without errors for that context's form.
+    validated: the values are what parse_submission returned without errors for that context's form and the
+    action's required fields.
     """
     school, win, form = context or new_declaration_context(session, user)
     if not win.open or win.plan is None:
         raise ServiceError(win.message)
     plan = win.plan
-    _require_open(session, school, plan)
+    _require_open(session, school, plan, action)
     form = form or _form_for(session, plan, school)
     # A declaration of the same certificate and level is refused by the unique index when the row is written,
     # rather than looked for first.
-    errors = _check(session, form, values, plan, school, None, validated=validated and context is not None,
-                    duplicates=False)
+    errors = _check(session, form, values, plan, school, None, action,
+                    validated=validated and context is not None, duplicates=False)
     if errors:
         raise ServiceError("申报信息有误，请按提示修改", errors)
     cert = certificate_info(session, values["certificate_id"])
@@ -205,7 +223,7 @@ def create_declaration(session: Session, user: User, values: Mapping[str, Any], 
     try:
         decl = lifecycle.new_declaration(session, {
             "plan_id": plan.id, "school_id": school.id, "province_code": school.province_code,
-            "city_code": school.city_code, **form_columns(values)})
+            "city_code": school.city_code, **form_columns(values, form)})
     except IntegrityError:  # uq_declaration_once: nothing else was written in this transaction yet
         session.rollback()
         raise ServiceError("申报信息有误，请按提示修改", {"certificate_id": _duplicate_message(cert.name, values["level"])}) from None
@@ -260,7 +278,7 @@ def edit_context(session: Session, user: User, declaration_id: int) -> tuple[Dec
     """Return a declaration and its form for editing; refuse when it is locked."""
     decl = get_declaration(session, user, declaration_id)
     if school_task_open(session, decl) is None:
-        raise Forbidden(f"该申报当前状态为“{decl.status}”，已提交审核，不能修改")
+        raise Forbidden(f"该申报当前状态为“{decl.status}”：{school_status.locked_reason(decl, decl.plan.is_open(clock.now()))}")
     school = session.get(School, decl.school_id)
     assert school is not None
     return decl, _form_for(session, decl.plan, school)
@@ -274,17 +292,17 @@ def update_declaration(session: Session, user: User, declaration_id: int, values
     engine().lock(session, decl.instance_id)  # serialises with a concurrent submit or review
     session.refresh(decl)
     if school_task_open(session, decl) is None:
-        raise Forbidden(f"该申报当前状态为“{decl.status}”，已提交审核，不能修改或重复提交")
+        raise Forbidden(f"该申报当前状态为“{decl.status}”：{school_status.locked_reason(decl, decl.plan.is_open(clock.now()))}")
     school = session.get(School, decl.school_id)
     assert school is not None
-    _require_open(session, school, decl.plan)
+    _require_open(session, school, decl.plan, action)
     form = _form_for(session, decl.plan, school)
-    errors = _check(session, form, values, decl.plan, school, decl.id)
+    errors = _check(session, form, values, decl.plan, school, decl.id, action)
     if errors:
         raise ServiceError("申报信息有误，请按提示修改", errors)
     cert = certificate_info(session, values["certificate_id"])
     assert cert is not None
-    for name, value in form_columns(values).items():
+    for name, value in form_columns(values, form).items():
         setattr(decl, name, value)
     if action == ACTION_SUBMIT:
         decl.revision += 1

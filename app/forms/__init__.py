@@ -1,7 +1,7 @@
 """JSON-schema forms: turn a schema into fields to render, and posted text into checked values."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -88,8 +88,11 @@ def _default_widget(kind: str, prop: Mapping[str, Any]) -> str:
     return "date" if prop.get("format") == "date" else "text"
 
 
-def parse_submission(form: FormSpec, posted: Any) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
-    """Convert posted text to typed values; return (values, field errors, what the user typed)."""
+def parse_submission(form: FormSpec, posted: Any, required: Collection[str] | None = None,
+                     ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    """Convert posted text to typed values; return (values, field errors, what the user typed).
+
+    required: see validate (None: the schema's own required fields and completeness rules)."""
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
     typed: dict[str, Any] = {}
@@ -123,16 +126,27 @@ def parse_submission(form: FormSpec, posted: Any) -> tuple[dict[str, Any], dict[
                 errors[f.name] = f"{f.title}：请输入日期（年-月-日，如 2026-09-01）"
         else:
             values[f.name] = raw
-    for name, message in validate(form, values).items():
+    for name, message in validate(form, values, required).items():
         errors.setdefault(name, message)
     return values, errors, typed
 
 
-def validate(form: FormSpec, values: Mapping[str, Any]) -> dict[str, str]:
-    """Check values against the schema; return one Chinese message per field."""
+# What makes a form complete rather than well-formed: a draft may still miss these (user guide: 保存，暂不提交审核
+# is for a form that is 没有填写好或没想清楚).
+_COMPLETENESS = ("required", "minLength", "minItems")
+
+
+def validate(form: FormSpec, values: Mapping[str, Any], required: Collection[str] | None = None) -> dict[str, str]:
+    """Check values against the schema; return one Chinese message per field.
+
+    required: None checks everything; otherwise only these fields must be filled in, and the other fields are
+    checked for type and format only (the rules a draft must meet to be stored).
+    """
     errors: dict[str, str] = {}
     for error in sorted(form.validator.iter_errors(dict(values)), key=lambda e: len(e.path)):
         name = _field_of(error)
+        if required is not None and error.validator in _COMPLETENESS and name not in required:
+            continue
         f = form.field(name) if name else None
         title = f.title if f else (name or "表单")
         errors.setdefault(name or "__all__", f"{title}：{_message(error, f)}")
@@ -169,7 +183,7 @@ def _message(error: jsonschema.ValidationError, f: Field | None) -> str:
     if v in ("enum", "const"):
         return "请从列表中选择"
     if v == "pattern":
-        return "格式不正确"
+        return f"格式不正确，应为{f.description}" if f is not None and f.description else "格式不正确"
     if v == "type":
         return {"integer": "请输入整数", "number": "请输入数字", "string": "请输入文字", "array": "请选择"}.get(arg, "格式不正确")
     return "不符合要求"

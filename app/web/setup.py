@@ -28,7 +28,7 @@ from app.review import views as review_views
 from app.sms import template_views as sms_template_views
 from app.sms import views as sms_views
 from app.sms.models import SMS_STATUS_LABELS
-from app.web import control_characters, public
+from app.web import control_characters, error_pages, public
 from app.web.converters import RowIdConverter
 
 # Every domain's views (each module has a blueprint `bp`, and may offer NAV_ITEMS).
@@ -81,19 +81,28 @@ def register_blueprints(app: Flask) -> None:
         return response
 
     @app.errorhandler(CSRFError)
-    def _csrf(exc: CSRFError) -> tuple[str, int]:
+    def _csrf(exc: CSRFError) -> tuple[str, int] | Response:
         db.session.rollback()
-        return render_template("error.html", title="页面已过期", message="页面已过期或表单无效，请返回刷新页面后重新提交。"), 400
+        if not current_user.is_authenticated:
+            # The session ended (expired or signed out elsewhere): what was typed is kept in the browser
+            # (static/js/form-keeper.js) and offered again after signing in.
+            flash("登录已过期，请重新登录。您刚才填写的内容没有丢失：已保留在本浏览器中，登录后打开原来的表单会自动恢复。",
+                  "warning")
+            return redirect(url_for("auth.login"))
+        return render_template(
+            "error.html", title="页面已过期", back_to=request.path if request.method == "POST" else None,
+            message="页面已过期（表单令牌失效），这次提交没有保存。您填写的内容已保留在本浏览器中："
+                    "点击“回到表单”会自动恢复，检查后再保存或提交。"), 400
 
     @app.errorhandler(NotFound)
     def _not_found(exc: NotFound) -> tuple[str, int]:
         db.session.rollback()
-        return render_template("error.html", title="未找到", message=exc.message), 404
+        return error_pages.not_found(exc.message)
 
     @app.errorhandler(Forbidden)
     def _forbidden(exc: Forbidden) -> tuple[str, int]:
         db.session.rollback()
-        return render_template("error.html", title="不能执行该操作", message=exc.message), 403
+        return error_pages.forbidden(exc.message)
 
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError) -> tuple[str, int]:
@@ -105,6 +114,10 @@ def register_blueprints(app: Flask) -> None:
         if isinstance(exc, InternalServerError):  # an exception after the view (its commit, say): Flask wraps it
             return _busy()
         db.session.rollback()
+        if exc.code == 404:
+            return error_pages.not_found()
+        if exc.code == 403:
+            return error_pages.forbidden()
         messages = {404: "页面不存在", 403: "无权访问", 405: "请求方式不正确", 413: "上传内容过大", 429: "请求过于频繁"}
         return render_template("error.html", title=messages.get(exc.code or 0, "请求有误"),
                                message=messages.get(exc.code or 0, exc.description or "")), exc.code or 400

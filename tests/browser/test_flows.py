@@ -207,8 +207,10 @@ def test_flow_one_register_declare_reject_resubmit_approve(browsing: Any) -> Non
     field(school, "确认新密码").fill(NEW_PASSWORD)
     school.get_by_role("button", name="保存新密码").click()
     expect(school.get_by_text("密码已修改")).to_be_visible()
-    expect(school.get_by_role("link", name="完善院校基础信息", exact=True)).to_be_visible()
-    expect(school.get_by_role("button", name="申请新的证书试点", exact=True)).to_be_disabled()
+    # One next step, 第一步 as the main button; 第二步 has no greyed button beside it.
+    expect(school.locator("#next-step").get_by_role("link", name="完善院校基础信息", exact=True)).to_have_class("btn")
+    expect(school.get_by_role("button", name="申请新的证书试点", exact=True)).to_have_count(0)
+    expect(school.get_by_role("link", name="申请新的证书试点", exact=True)).to_have_count(0)
 
     # 3. 第一步 完善院校基础信息, 第二步 申请新的证书试点.
     complete_school_info(school)
@@ -305,13 +307,13 @@ def test_flow_two_legacy_school_drafts_edits_deletes_and_submits(browsing: Any) 
     plans = school.get_by_role("heading", name="本省证书申报计划").locator("..")
     expect(plans.get_by_role("cell", name="2026年广东省1+X证书试点申报（第一批）")).to_be_visible()
     expect(school.get_by_text("还没有申报记录。")).to_be_visible()
-    # The account predates step one: the page says to complete the school's basic information first.
-    expect(school.get_by_text("尚未完善院校基础信息，完善后才能申报证书试点。")).to_be_visible()
-    complete_school_info(school)
-
-    # 申报证书试点 → save a draft.
-    school.get_by_role("link", name="申报证书试点", exact=True).click()
+    # 【申报证书试点】 goes straight to declaring: the basic information the account lacks is asked on the form.
+    school.locator("#next-step").get_by_role("link", name="申报证书试点", exact=True).click()
     expect(school.get_by_role("heading", name="申请新的证书试点")).to_be_visible()
+    expect(school.locator("#school-info-missing")).to_be_visible()
+    field(school, "办学性质").select_option(label="公办")
+    field(school, "联系人").fill("陈老师")
+    field(school, "通讯地址").fill("广州市天河区示范路 1 号")
     fill_declaration(school)
     school.get_by_role("button", name="保存，暂不提交审核", exact=True).click()
     expect(status_of(school)).to_have_text("草稿")
@@ -363,7 +365,8 @@ def test_bad_declaration_input_shows_field_messages_and_keeps_what_was_typed(bro
     complete_school_info(school)
     school.get_by_role("link", name="申报证书试点", exact=True).click()
     fill_declaration(school, trainee_count="0", teachers="少")
-    school.get_by_role("button", name="保存，暂不提交审核", exact=True).click()
+    school.once("dialog", lambda d: d.accept())
+    school.get_by_role("button", name="提交审核", exact=True).click()
 
     expect(school.get_by_text("提交的信息有 2 处需要修改")).to_be_visible()
     expect(school.get_by_text("培训人数：不能小于 1")).to_be_visible()

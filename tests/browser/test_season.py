@@ -273,7 +273,10 @@ def _walk_the_season(browsing: Any, server: Any) -> None:
     expect(admin.get_by_role("heading", name="延长申报截止时间")).to_have_count(0)
     school.get_by_role("link", name="证书试点申报", exact=True).click()
     expect(school.locator("#window-message")).to_contain_text("申报已截止")
-    expect(school.get_by_role("button", name="申请新的证书试点", exact=True)).to_be_disabled()
+    expect(school.get_by_role("link", name="申请新的证书试点", exact=True)).to_have_count(0)
+    expect(school.get_by_role("button", name="申请新的证书试点", exact=True)).to_have_count(0)
+    # The declaration time has ended and a certificate is approved: a 试点院校 already, before the review deadline.
+    expect(school.locator(f"#pilot-result-{plan_id}").get_by_role("heading")).to_contain_text("试点院校")
     assert new_declaration_url
     response = school.goto(new_declaration_url)
     assert response is not None and response.status == 403
