@@ -189,7 +189,7 @@ def test_pages_of_twenty_with_the_total_and_links_that_keep_the_filters(app, sea
     ("level=特级", "证书等级：请选择初级、中级或高级"),
     ("city=320100", "城市：请从本省的城市中选择"),
     ("status=草稿", "状态：请从列表中选择"),
-    ("per_page=7", "每页条数：请选择 20、50 或 100"),
+    ("per_page=7", "每页条数：请选择 20、50、100 或 200"),
     ("sort=id", "排序：请从列表中选择"),
     ("school=%00", "“院校名称”含有不允许的控制字符"),
 ])

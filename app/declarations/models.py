@@ -70,3 +70,5 @@ class DeclarationEvent(Base):
     action: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="")
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # a decision's entry: the declaration's content as decided (lifecycle.CONTENT_FIELDS), to show what changed since
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
