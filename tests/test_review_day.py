@@ -15,9 +15,9 @@ from app.declarations.models import Declaration, DeclarationEvent
 from app.extensions import db
 from app.masterdata.models import Certificate
 from app.review import queue_queries
-from tests.test_review_queue import (
-    FOSHAN, LINGNAN, PENGCHENG, WEB, ZHUJIANG, _school_user, client_of, season,  # noqa: F401 - the fixture
-)
+from tests.conftest import run_jobs
+from tests.test_review_queue import FOSHAN, LINGNAN, PENGCHENG, WEB, ZHUJIANG, _school_user, client_of
+from tests.test_review_queue import season as season  # noqa: F401 - the fixture, used by name
 
 
 def next_of(reviewer: Any, decl_id: int, query: str = "") -> int | None:
@@ -65,7 +65,7 @@ def test_a_decision_returns_to_the_same_queue_or_opens_the_next_one(app: Flask, 
     page = reviewer.get(f"/review/?{query}").get_data(as_text=True)
     assert f'href="/review/declarations/{ids[FOSHAN]}?sort=school&amp;per_page=200"' in page
     review = reviewer.get(f"/review/declarations/{ids[FOSHAN]}?{query}").get_data(as_text=True)
-    assert f'name="q" value="sort=school&amp;per_page=200"' in review and "提交并审核下一条" in review
+    assert 'name="q" value="sort=school&amp;per_page=200"' in review and "提交并审核下一条" in review
     back = reviewer.post(f"/review/declarations/{ids[FOSHAN]}", data={"decision": "approve", "q": query,
                                                                        "then": "queue"})
     assert back.status_code == 302 and back.headers["Location"] == f"/review/?{query}"
@@ -97,6 +97,7 @@ def test_a_resubmission_shows_what_changed_since_it_was_returned(app: Flask, sea
     first = reviewer.get(f"/review/declarations/{decl_id}").get_data(as_text=True)
     assert 'id="changes"' not in first  # never returned: nothing to compare
     reviewer.post(f"/review/declarations/{decl_id}", data={"decision": "reject", "comment": "培训人数偏少"})
+    run_jobs(app)  # the process returns it to the school
     with app.app_context():
         session = db.session()
         event = session.scalars(select(DeclarationEvent).where(DeclarationEvent.declaration_id == decl_id,
