@@ -124,3 +124,24 @@ def test_a_resubmission_shows_what_changed_since_it_was_returned(app: Flask, sea
     assert [label for label, _, _ in rows] == ["拟申请专业", "培训人数"]
     assert rows[1][1:] == ("50", "80")
     assert rows[0][2].startswith(rows[0][1] + "；510202")
+
+
+def test_bulk_approval_asks_first_with_the_counts_and_decides_nothing(app: Flask, season: dict[str, Any]) -> None:
+    ids = season["ids"]
+    a, b = client_of(app, "gd_reviewer"), client_of(app, "gd_reviewer2")
+    b.post(f"/review/declarations/{ids[ZHUJIANG]}/claim")
+    chosen = [str(ids[LINGNAN]), str(ids[PENGCHENG]), str(ids[ZHUJIANG]), str(ids["draft"]), "999999"]
+    asked = a.post("/review/bulk-approve", data={"ids": chosen, "q": "sort=school&evil=1"})
+    html = asked.get_data(as_text=True)
+    assert asked.status_code == 200 and "确认批量审核通过" in html
+    assert '将审核通过 广东省 的 <strong id="approve-count">2</strong> 条申报' in html
+    assert '<strong id="sms-count">2</strong> 条“审核通过”短信' in html
+    assert "将跳过 3 条" in html and "已由其他审核员领取" in html and "没有等待省级审核" in html
+    assert "编号 999999 的申报：不存在或不属于本省" in html
+    assert 'name="q" value="sort=school"' in html and 'name="confirmed" value="1"' in html
+    with app.app_context():
+        assert db.session.get(Declaration, ids[LINGNAN]).status == "待审核"  # nothing decided yet
+    done = a.post("/review/bulk-approve", data={"ids": chosen, "q": "sort=school", "confirmed": "1"})
+    assert done.headers["Location"] == "/review/?sort=school"
+    with app.app_context():
+        assert db.session.get(Declaration, ids[LINGNAN]).status == "审核通过"

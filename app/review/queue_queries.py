@@ -133,6 +133,8 @@ def next_id(session: Session, province: str, f: QueueFilters, decl: Declaration,
     A keyset on the queue's own order (one row of the page query, walked from this declaration's place): task is
     the declaration's review task (open or just completed), the order's key in the open queue.
     """
+    when: Any
+    mine: tuple[datetime | None, int]
     if f.status == STATUS_OPEN:
         if task is None:
             return None

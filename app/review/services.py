@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from app import clock, refcache
@@ -345,18 +345,63 @@ def decide(session: Session, user: User, declaration_id: int, values: Mapping[st
     return decl
 
 
-def bulk_approve(session: Session, user: User, declaration_ids: Sequence[int]) -> BulkOutcome:
-    """批量审核通过: decide each through its process; skip (and say why) those that cannot be approved."""
-    province = _require_reviewer(user)
+def _checked_ids(declaration_ids: Sequence[int]) -> list[int]:
     ids = sorted(set(declaration_ids))  # one lock order for concurrent bulks
     if not ids:
         raise ServiceError("请先勾选要审核通过的申报")
     if len(ids) > BULK_LIMIT:
         raise ServiceError(f"一次最多批量审核通过 {BULK_LIMIT} 条申报，当前勾选了 {len(ids)} 条，请分批处理")
-    labels = {row.id: f"{row.school}（{row.certificate}·{row.level}）" for row in session.execute(
+    return ids
+
+
+def _labels(session: Session, province: str, ids: Sequence[int]) -> dict[int, str]:
+    """How a bulk approval names each declaration of the province: 院校（证书·等级）."""
+    return {row.id: f"{row.school}（{row.certificate}·{row.level}）" for row in session.execute(
         select(Declaration.id, School.name.label("school"), Certificate.name.label("certificate"), Declaration.level)
         .join(School, School.id == Declaration.school_id).join(Certificate, Certificate.id == Declaration.certificate_id)
         .where(Declaration.id.in_(ids), Declaration.province_code == province))}
+
+
+@dataclass
+class BulkPreview:
+    """What a bulk approval would do, asked before it is done: the declarations it would approve (each school gets
+    one text message) and those it would skip, with the reason."""
+
+    ids: list[int]
+    province_name: str
+    approvable: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def bulk_preview(session: Session, user: User, declaration_ids: Sequence[int]) -> BulkPreview:
+    """Count, without deciding anything, what 批量审核通过 of these declarations would do (two statements)."""
+    province = _require_reviewer(user)
+    ids = _checked_ids(declaration_ids)
+    labels = _labels(session, province, ids)
+    open_tasks = dict(session.execute(
+        select(Declaration.id, HumanTask.claimed_by_id).join(HumanTask, and_(
+            HumanTask.instance_id == Declaration.instance_id, HumanTask.lane.in_(REVIEW_LANES),
+            HumanTask.completed_at.is_(None))).where(Declaration.id.in_(list(labels)))).all())
+    division = refcache.attach(session, Division, province)
+    preview = BulkPreview(ids, division.name if division is not None else province)
+    for declaration_id in ids:
+        label = labels.get(declaration_id)
+        if label is None:
+            preview.skipped.append((f"编号 {declaration_id} 的申报", "不存在或不属于本省"))
+        elif declaration_id not in open_tasks:
+            preview.skipped.append((label, "没有等待省级审核"))
+        elif open_tasks[declaration_id] not in (None, user.id):
+            preview.skipped.append((label, "已由其他审核员领取"))
+        else:
+            preview.approvable.append(label)
+    return preview
+
+
+def bulk_approve(session: Session, user: User, declaration_ids: Sequence[int]) -> BulkOutcome:
+    """批量审核通过: decide each through its process; skip (and say why) those that cannot be approved."""
+    province = _require_reviewer(user)
+    ids = _checked_ids(declaration_ids)
+    labels = _labels(session, province, ids)
     outcome = BulkOutcome()
     for declaration_id in ids:
         label = labels.get(declaration_id)

@@ -87,10 +87,15 @@ def release(declaration_id: int) -> Response:
 
 @bp.post("/bulk-approve")
 @reviewer_required
-def bulk_approve() -> Response:
-    """批量审核通过 the checked declarations; report the skipped ones by name."""
+def bulk_approve() -> Response | str:
+    """批量审核通过 the checked declarations, once confirmed on a page that says what will happen; report the
+    skipped ones by name."""
     ids = request.form.getlist("ids", type=int)
     try:
+        if request.form.get("confirmed") != "1":
+            preview = review_service.bulk_preview(db.session(), acting_user(), ids)
+            return render_template("review/bulk_confirm.html", preview=preview,
+                                   q=_queue_query(request.form.get("q", "")), with_query=_with_query)
         outcome = review_service.bulk_approve(db.session(), acting_user(), ids)
     except (Forbidden, NotFound):
         raise

@@ -111,6 +111,11 @@ def publish_plan(admin: Any) -> tuple[int, str, str]:
     field(admin, "联系电话").fill("028-86000000")
     field(admin, "说明").fill("请于申报截止前提交，逾期系统自动截止。")
     admin.get_by_role("button", name="发布申报计划", exact=True).click()
+    # A confirmation first, saying what publishing does: the province, the window, how many certificates.
+    expect(admin.get_by_role("heading", name="确认发布申报计划")).to_be_visible()
+    expect(admin.locator("#confirm-province")).to_have_text("四川省")
+    expect(admin.locator("#confirm-certificates")).to_have_text("2")
+    admin.get_by_role("button", name="确认发布", exact=True).click()
     expect(admin.get_by_text("申报计划已发布")).to_be_visible()
     expect(admin).to_have_url(PLAN_URL)
     expect(admin.get_by_role("heading", name=PLAN)).to_be_visible()
