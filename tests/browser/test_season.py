@@ -99,9 +99,10 @@ def publish_plan(admin: Any) -> tuple[int, str, str]:
     admin.get_by_role("link", name="发布申报计划", exact=True).click()
     expect(admin.get_by_role("heading", name="发布申报计划")).to_be_visible()
     field(admin, "计划名称").fill(PLAN)
-    field(admin, "申报开始时间").fill(starts)
-    field(admin, "申报截止时间").fill(ends)
-    field(admin, "审核截止时间").fill(review_deadline)
+    # date-time pickers (China time): the browser's value is 年-月-日T时:分
+    field(admin, "申报开始时间").fill(starts.replace(" ", "T"))
+    field(admin, "申报截止时间").fill(ends.replace(" ", "T"))
+    field(admin, "审核截止时间").fill(review_deadline.replace(" ", "T"))
     field(admin, "公示天数").fill("7")
     certificates = field(admin, "开放申报的证书")
     options = certificates.locator("option")
