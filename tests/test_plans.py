@@ -46,7 +46,7 @@ def test_publishing_a_plan_validates_in_chinese_and_keeps_input(app):
     html = bad.get_data(as_text=True)
     assert bad.status_code == 422
     assert "申报截止时间：必须晚于申报开始时间" in html and "开放申报的证书：请至少选择一个证书" in html
-    assert "联系电话：11 位手机号或带区号的固定电话" in html and 'value="2020-01-01 00:00"' in html
+    assert "联系电话：11 位手机号或带区号的固定电话" in html and 'value="2020-01-01T00:00"' in html  # the date-time picker's form
     good = admin.post("/province/plans/new", data=_plan_form(app))
     assert good.status_code == 302
     assert "2027年广东省1+X证书试点申报" in admin.get("/province/plans").get_data(as_text=True)
