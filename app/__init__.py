@@ -42,6 +42,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                   retry_after=settings.redis_retry_after)
     csrf.init_app(app)
     security_headers.init_app(app, hsts=settings.https_only)
+    from app.web import static_assets
+    static_assets.init_app(app)
     login_manager.init_app(app)
 
     # The app's modules import this package (app.clock, app.extensions ...): they are loaded when an app is built,

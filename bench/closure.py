@@ -296,6 +296,7 @@ SCENARIOS = [
     ("提交日期 a 3-day range", {"from": "{day1}", "to": "{day3}"}),
     ("page 100 of 20", {"page": "100"}),
     ("100 per page", {"per_page": "100"}),
+    ("200 per page", {"per_page": "200"}),
     ("状态 审核通过", {"status": "审核通过"}),
 ]
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import clock
+from app.accounts.models import User
 from app.declarations.models import Declaration
 from app.extensions import db
 from app.plans import closure
@@ -24,7 +25,7 @@ def _plan_form(app, **overrides):
             "ends_at": clock.format_local(now + timedelta(days=10)),
             "review_deadline": clock.format_local(now + timedelta(days=20)),
             "announce_days": "7", "certificate_ids": [str(certificate_id(app))],
-            "contact_name": "李老师", "contact_phone": "020-83000000", "notes": "请按时申报"}
+            "contact_name": "李老师", "contact_phone": "020-83000000", "notes": "请按时申报", "confirmed": "1"}
     data.update(overrides)
     return data
 
@@ -45,7 +46,7 @@ def test_publishing_a_plan_validates_in_chinese_and_keeps_input(app):
     html = bad.get_data(as_text=True)
     assert bad.status_code == 422
     assert "申报截止时间：必须晚于申报开始时间" in html and "开放申报的证书：请至少选择一个证书" in html
-    assert "联系电话：11 位手机号或带区号的固定电话" in html and 'value="2020-01-01 00:00"' in html
+    assert "联系电话：11 位手机号或带区号的固定电话" in html and 'value="2020-01-01T00:00"' in html  # the date-time picker's form
     good = admin.post("/province/plans/new", data=_plan_form(app))
     assert good.status_code == 302
     assert "2027年广东省1+X证书试点申报" in admin.get("/province/plans").get_data(as_text=True)
@@ -149,3 +150,25 @@ def test_the_whole_season_closes_expires_drafts_computes_pilots_and_announces(ap
         assert db.session.get(DeclarationPlan, plan_id).status == "finished"
     final = app.test_client().get(f"/announcements/{plan_id}").get_data(as_text=True)
     assert "公示已于" in final and "珠江信息职业学院" in final
+
+
+def test_publishing_asks_first_and_says_what_will_happen(app):
+    with_demo(app)
+    admin = app.test_client()
+    login(admin, "gd_admin")
+    asked = admin.post("/province/plans/new", data={**_plan_form(app), "confirmed": ""})
+    html = asked.get_data(as_text=True)
+    assert asked.status_code == 200 and "确认发布申报计划" in html
+    assert '<strong id="confirm-province">广东省</strong>' in html and '<strong id="confirm-certificates">1</strong>' in html
+    with app.app_context():
+        accounts = db.session.scalar(select(func.count()).select_from(User).where(
+            User.role == "school", User.province_code == "440000"))
+        assert db.session.scalar(select(func.count()).select_from(DeclarationPlan).where(
+            DeclarationPlan.name.like("2027%"))) == 0  # nothing saved yet
+    assert f'<strong id="confirm-schools">{accounts}</strong>' in html
+    assert 'name="contact_phone" value="020-83000000"' in html  # the typed values go on with the confirmation
+    edit = admin.post("/province/plans/new", data={**_plan_form(app), "confirmed": "", "edit": "1"})
+    assert edit.status_code == 200 and 'value="李老师"' in edit.get_data(as_text=True)
+    wrong = admin.post("/province/plans/new", data={**_plan_form(app, ends_at="2020-01-01 00:00"), "confirmed": ""})
+    assert wrong.status_code == 422 and "确认发布申报计划" not in wrong.get_data(as_text=True)
+    assert admin.post("/province/plans/new", data=_plan_form(app)).status_code == 302

@@ -189,7 +189,7 @@ def test_pages_of_twenty_with_the_total_and_links_that_keep_the_filters(app, sea
     ("level=特级", "证书等级：请选择初级、中级或高级"),
     ("city=320100", "城市：请从本省的城市中选择"),
     ("status=草稿", "状态：请从列表中选择"),
-    ("per_page=7", "每页条数：请选择 20、50 或 100"),
+    ("per_page=7", "每页条数：请选择 20、50、100 或 200"),
     ("sort=id", "排序：请从列表中选择"),
     ("school=%00", "“院校名称”含有不允许的控制字符"),
 ])
@@ -271,7 +271,7 @@ def test_another_provinces_reviewer_can_neither_claim_nor_release(app, season):
     js = client_of(app, "js_reviewer")
     assert js.post(f"/review/declarations/{decl_id}/claim").status_code == 404
     assert js.post(f"/review/declarations/{decl_id}/release").status_code == 404
-    outcome = js.post("/review/bulk-approve", data={"ids": [str(decl_id)]}, follow_redirects=True)
+    outcome = js.post("/review/bulk-approve", data={"ids": [str(decl_id)], "confirmed": "1"}, follow_redirects=True)
     assert "不存在或不属于本省" in outcome.get_data(as_text=True)
     with app.app_context():
         assert db.session.get(Declaration, decl_id).status == "待审核"
@@ -322,7 +322,7 @@ def test_bulk_approval_decides_each_through_its_process_and_names_the_skipped(ap
     assert a.post(f"/review/declarations/{ids[FOSHAN]}",
                   data={"decision": "reject", "comment": "材料不全"}).status_code == 302
     chosen = [ids[LINGNAN], ids[ZHUJIANG], ids[PENGCHENG], ids[FOSHAN]]
-    done = b.post("/review/bulk-approve", data={"ids": [str(i) for i in chosen], "q": "sort=school"})
+    done = b.post("/review/bulk-approve", data={"ids": [str(i) for i in chosen], "q": "sort=school", "confirmed": "1"})
     assert done.status_code == 302 and done.headers["Location"].endswith("/review/?sort=school")
     html = b.get("/review/").get_data(as_text=True)
     assert "已批量审核通过 2 条申报" in html and "以下 2 条申报未审核通过" in html
@@ -341,7 +341,7 @@ def test_bulk_approval_decides_each_through_its_process_and_names_the_skipped(ap
 def test_bulk_approval_refuses_more_than_a_hundred_and_an_empty_choice(app, season):
     reviewer = client_of(app, "gd_reviewer")
     many = [str(season["ids"][LINGNAN])] + [str(n) for n in range(100_000, 100_100)]
-    html = reviewer.post("/review/bulk-approve", data={"ids": many}, follow_redirects=True).get_data(as_text=True)
+    html = reviewer.post("/review/bulk-approve", data={"ids": many, "confirmed": "1"}, follow_redirects=True).get_data(as_text=True)
     assert "一次最多批量审核通过 100 条申报，当前勾选了 101 条" in html
     empty = reviewer.post("/review/bulk-approve", data={}, follow_redirects=True).get_data(as_text=True)
     assert "请先勾选要审核通过的申报" in empty

@@ -8,6 +8,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from app import clock
+from app.accounts.models import User
 from app.declarations.models import Declaration
 from app.extensions import db
 from app.processes.models import ProcessInstance
@@ -256,3 +257,15 @@ def test_reviewer_of_another_province_cannot_open_a_declaration(app, client):
     assert _declaration(app).status == "待审核"
     # A school cannot open another school's declaration either.
     assert user(app, "zjxx_weekly")
+
+
+def test_registration_takes_a_partial_name_of_one_listed_school_and_lists_the_choices_of_several(app, client):
+    with_demo(app)
+    several = _register(client, app, name="职业", phone="13712345678")
+    html = several.get_data(as_text=True)
+    assert several.status_code == 422 and "对应名单中的" in html and "岭南交通职业技术学院" in html
+    assert "请输入更完整的名称或从列表中选择一所" in html
+    one = _register(client, app, name="岭南", phone="13712345678")
+    assert one.status_code == 200 and "岭南交通职业技术学院" in one.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalars(select(User).where(User.username == "9144010001")).one().phone == "13712345678"

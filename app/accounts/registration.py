@@ -71,6 +71,25 @@ def search_schools(session: Session, province_code: str, query: str, city_code: 
     return list(session.scalars(stmt.order_by(School.name_sort, School.name).limit(limit)))
 
 
+CHOICES_SHOWN = 10
+
+
+def match_school(session: Session, province_code: str, name: str,
+                 city_code: str | None = None) -> tuple[School | None, list[str]]:
+    """The listed school a typed name means: the one named exactly, else the only one whose name contains it (in
+    the chosen city, or anywhere in the province); with several, none and the names to choose from (at most
+    CHOICES_SHOWN)."""
+    exact = session.scalars(select(School).where(School.province_code == province_code, School.name == name)).first()
+    if exact is not None:
+        return exact, []
+    found = search_schools(session, province_code, name, city_code or None, limit=CHOICES_SHOWN + 1)
+    if not found and city_code:
+        found = search_schools(session, province_code, name, None, limit=CHOICES_SHOWN + 1)
+    if len(found) == 1:
+        return found[0], []
+    return None, [s.name for s in found[:CHOICES_SHOWN]]
+
+
 def officer_contact(session: Session, province_code: str) -> str:
     """Return how to reach the province's 1+X officer."""
     province = session.get(Division, province_code)
@@ -98,10 +117,12 @@ def _checked_school(session: Session, form: RegistrationForm) -> tuple[School, s
     if not name:
         errors["school"] = "院校名称：必填，请从列表中选择"
     elif province is not None and "province" not in errors:
-        school = session.scalars(select(School).where(School.province_code == province_code,
-                                                      School.name == name)).first()
-        if school is None:
-            errors["school"] = (f"院校名称：“{name}”不在{province.name}的教育部院校名单中，名称须与名单完全一致。"
+        school, choices = match_school(session, province_code, name, city_code)
+        if school is None and choices:
+            errors["school"] = (f"院校名称：“{name}”对应名单中的 {len(choices)} 所院校：{'、'.join(choices)}。"
+                                "请输入更完整的名称或从列表中选择一所")
+        elif school is None:
+            errors["school"] = (f"院校名称：“{name}”不在{province.name}的教育部院校名单中，名单中也没有名称含这些字的院校。"
                                 f"如本校不在名单中或名称有误，请联系{officer_contact(session, province_code)}")
     if not PHONE_RE.match(phone):
         errors["phone"] = "手机号：请输入 11 位中国大陆手机号（1 开头）"

@@ -24,6 +24,8 @@ from app.engine.vocabulary import DRAFT, EXPIRED, REJECTED, WAITING, Vocabulary
 # History actions and how the history names them.
 CREATED, SAVED, SUBMITTED, APPROVE, REJECT, TASK, EXPIRE, LOCKED, PROCESS = (
     "created", "saved", "submitted", "approve", "reject", "task", "expired", "locked", "process")
+# The content a school fills in, kept with each decision so that a resubmission shows what changed since.
+CONTENT_FIELDS = ("certificate_id", "level", "majors", "trainee_count", "teachers", "facilities")
 ACTION_LABELS = {CREATED: "新建", SAVED: "保存", SUBMITTED: "提交审核", APPROVE: "审核：通过", REJECT: "审核：不通过",
                  TASK: "办理", EXPIRE: "过期", LOCKED: "截止", PROCESS: "流程推进"}
 
@@ -38,6 +40,7 @@ class Entry:
     comment: str | None = None
     after: bool = True
     label: str = ""
+    snapshot: dict[str, Any] | None = None
 
 
 def new_declaration(session: Session, values: dict[str, Any]) -> Declaration:
@@ -65,7 +68,7 @@ class Step:
         # Statements of one step run in no set order, so the entries are a microsecond apart to keep their order.
         writes.extend(Insert(DeclarationEvent, _entry_row(
             self.decl.id, self.user, now + timedelta(microseconds=index), e.action,
-            outcome.status if e.after else before, e.comment or ("" if e.label else e.text), e.label))
+            outcome.status if e.after else before, e.comment or ("" if e.label else e.text), e.label, e.snapshot))
             for index, e in enumerate(self.entries))
         return writes
 
@@ -93,8 +96,14 @@ def submitted(decl: Declaration, user: User) -> Step:
 
 def decided(decl: Declaration, user: User, decision: str, label: str, comment: str | None) -> Step:
     """A reviewer's decision (label: the decision as the review form names it, from its x-enum-labels)."""
-    return Step(decl, user, [Entry(decision if decision in (APPROVE, REJECT) else TASK, label, comment, label=label)],
+    return Step(decl, user, [Entry(decision if decision in (APPROVE, REJECT) else TASK, label, comment, label=label,
+                                   snapshot=content(decl))],
                 decided_at=clock.now(), review_comment=comment)
+
+
+def content(decl: Declaration) -> dict[str, Any]:
+    """The declaration's content as the school filled it in (what a decision is about)."""
+    return {name: list(decl.majors or []) if name == "majors" else getattr(decl, name) for name in CONTENT_FIELDS}
 
 
 def task_done(decl: Declaration, user: User, title: str, decision: Any, label: str, comment: str | None) -> Step:
@@ -162,7 +171,7 @@ def close_window(session: Session, rows: Sequence[Any], vocabulary: Vocabulary, 
 
 
 def _entry_row(declaration_id: int, user: User | None, at: datetime, action: str, status: str,
-               comment: str, label: str = "") -> dict[str, Any]:
+               comment: str, label: str = "", snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"declaration_id": declaration_id, "at": at, "actor_id": user.id if user else None,
             "actor_name": user.display_name if user else "系统", "action": action, "status": status,
-            "comment": comment or None, "label": label or None}
+            "comment": comment or None, "label": label or None, "snapshot": snapshot}

@@ -72,3 +72,5 @@ class DeclarationEvent(Base):
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     # How the step names what was done, in the words of its form (省级审核：退回修改); empty: the action's own name.
     label: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # a decision's entry: the declaration's content as decided (lifecycle.CONTENT_FIELDS), to show what changed since
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)

@@ -5,18 +5,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import clock, refcache
-from app.accounts.models import ROLE_PROVINCE_ADMIN, User
+from app.accounts.models import ROLE_PROVINCE_ADMIN, ROLE_SCHOOL, User
 from app.accounts.services import normalize_phone
 from app.core.errors import Forbidden, NotFound, ServiceError
 from app.core.transactions import savepoint
 from app.declarations.models import Declaration
 from app.engine import engine
 from app.engine.runtime import StepFailed
-from app.masterdata.models import Certificate
+from app.masterdata.models import Certificate, Division
 from app.plans.models import PLAN_PUBLISHED, PLAN_WITHDRAWN, DeclarationPlan, PlanCertificate
 from app.processes.models import ProcessInstance
 from app.sms.models import AuditEntry
@@ -169,6 +169,30 @@ def _apply(session: Session, plan: DeclarationPlan, data: PlanInput, errors: dic
     plan.review_deadline, plan.announce_days = data.review_deadline, data.announce_days
     plan.contact_name, plan.contact_phone, plan.notes = data.contact_name, data.contact_phone, data.notes
     plan.certificates = [PlanCertificate(certificate_id=i) for i in cert_ids]
+
+
+@dataclass
+class PlanPreview:
+    """What 发布申报计划 will do, shown before it is done."""
+
+    province_name: str
+    plan: DeclarationPlan  # not saved: the checked input
+    certificate_names: list[str]
+    school_accounts: int  # the province's school accounts, who will see the plan once it opens
+
+
+def preview_plan(session: Session, user: User, data: PlanInput, errors: dict[str, str]) -> PlanPreview:
+    """Check a plan as 发布申报计划 would (ServiceError with the field errors) and say what publishing it does,
+    saving nothing."""
+    province = _require_admin(user)
+    plan = DeclarationPlan(province_code=province)
+    _apply(session, plan, data, errors)
+    ids = [c.certificate_id for c in plan.certificates]
+    names = list(session.scalars(select(Certificate.name).where(Certificate.id.in_(ids)).order_by(Certificate.name)))
+    accounts = session.scalar(select(func.count()).select_from(User).where(
+        User.role == ROLE_SCHOOL, User.province_code == province)) or 0
+    division = session.get(Division, province)
+    return PlanPreview(division.name if division is not None else province, plan, names, accounts)
 
 
 def publish_plan(session: Session, user: User, data: PlanInput, errors: dict[str, str]) -> DeclarationPlan:

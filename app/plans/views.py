@@ -64,8 +64,13 @@ def new_plan() -> str | Response | tuple[str, int]:
     if request.method == "GET":
         return render_template("plans/plan_form.html", values=_form_values(), errors={}, certificates=certs,
                                plan=None)
+    if request.form.get("edit") == "1":  # 返回修改 from the confirmation
+        return render_template("plans/plan_form.html", values=_typed(), errors={}, certificates=certs, plan=None)
     data, errors = plan_service.parse_plan_form(request.form)
     try:
+        if request.form.get("confirmed") != "1":  # say what will happen first
+            preview = plan_service.preview_plan(session, acting_user(), data, errors)
+            return render_template("plans/plan_confirm.html", preview=preview, values=_typed())
         plan = plan_service.publish_plan(session, acting_user(), data, errors)
     except (Forbidden, NotFound):
         raise

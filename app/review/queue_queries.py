@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Join, Select, and_, bindparam, func, select
+from sqlalchemy import Join, Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 
@@ -21,7 +21,7 @@ from app.processes.models import HumanTask, ProcessInstance
 REVIEW_LANES = (ROLE_PROVINCE_REVIEWER,)
 STATUS_ALL = "全部"
 STATUS_OPEN = ""  # the default: declarations with an open provincial review task
-PER_PAGE_CHOICES = (20, 50, 100)
+PER_PAGE_CHOICES = (20, 50, 100, 200)
 FEW = 1000  # matches that SQLite sorts rather than finds by walking the queue in order
 Holder = aliased(User, name="holder")
 AnySelect = Select[*tuple[Any, ...]]
@@ -124,6 +124,35 @@ def statements(province: str, f: QueueFilters, lookup: bool = False) -> tuple[An
             .outerjoin(Holder, Holder.id == HumanTask.claimed_by_id).where(*where))
     order = {"school": (School.name_sort, School.name, when, tiebreak), "submitted_desc": (when.desc(), tiebreak.desc())}
     return rows.order_by(*order.get(f.sort, (when, tiebreak))), count
+
+
+def next_id(session: Session, province: str, f: QueueFilters, decl: Declaration, school: School,
+            task: HumanTask | None) -> int | None:
+    """Return the declaration after this one in the filtered, sorted queue (下一条), or None.
+
+    A keyset on the queue's own order (one row of the page query, walked from this declaration's place): task is
+    the declaration's review task (open or just completed), the order's key in the open queue.
+    """
+    when: Any
+    mine: tuple[datetime | None, int]
+    if f.status == STATUS_OPEN:
+        if task is None:
+            return None
+        when, tiebreak, mine = HumanTask.created_at, HumanTask.id, (task.created_at, task.id)
+    else:
+        when, tiebreak, mine = Declaration.submitted_at, Declaration.id, (decl.submitted_at, decl.id)
+    if mine[0] is None:  # not submitted: no place in the order by submission time
+        return None
+    keys: list[tuple[Any, Any]] = [(when, mine[0]), (tiebreak, mine[1])]
+    if f.sort == "school":
+        keys = [(School.name_sort, school.name_sort), (School.name, school.name), *keys]
+    later = (lambda column, value: column < value) if f.sort == "submitted_desc" else (
+        lambda column, value: column > value)
+    # (k1 > v1) or (k1 = v1 and k2 > v2) or ...: the rows after this one in the order
+    after = or_(*(and_(*(column == value for column, value in keys[:i]), later(*keys[i])) for i in range(len(keys))))
+    rows = statements(province, f)[0].where(after).limit(1)
+    row = session.execute(rows).first()
+    return row[0].id if row is not None else None
 
 
 def count(session: Session, province: str, f: QueueFilters) -> int:

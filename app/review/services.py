@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from app import clock, refcache
@@ -33,7 +33,10 @@ SCHOOL_QUERY_MAX = 64
 QUERY_KEYS = ("status", "certificate", "level", "city", "school", "from", "to", "sort", "per_page", "page")
 CHOICE_ERRORS = {"status": "状态：请从列表中选择", "certificate": "证书：请从列表中选择",
                  "level": "证书等级：请选择初级、中级或高级", "city": "城市：请从本省的城市中选择",
-                 "sort": "排序：请从列表中选择", "per_page": "每页条数：请选择 20、50 或 100"}
+                 "sort": "排序：请从列表中选择",
+                 "per_page": f"每页条数：请选择 {'、'.join(map(str, PER_PAGE_CHOICES[:-1]))} 或 {PER_PAGE_CHOICES[-1]}"}
+CONTENT_LABELS = {"certificate_id": "证书", "level": "证书等级", "majors": "拟申请专业", "trainee_count": "培训人数",
+                  "teachers": "师资情况", "facilities": "场地情况"}
 
 
 @dataclass
@@ -67,6 +70,15 @@ class QueuePage:
 
 
 @dataclass
+class FieldChange:
+    """A field of a resubmitted declaration that the school changed since it was returned."""
+
+    label: str
+    before: str
+    after: str
+
+
+@dataclass
 class ReviewPage:
     """What the 审核 page of one declaration shows."""
 
@@ -77,6 +89,9 @@ class ReviewPage:
     form: FormSpec
     history: list[DeclarationEvent]
     majors: dict[str, str]
+    next_id: int | None = None  # 下一条 in the queue the reviewer came from
+    returned: DeclarationEvent | None = None  # the last decision that returned it, when resubmitted since
+    changes: list[FieldChange] = field(default_factory=list)  # what changed since then
 
 
 @dataclass
@@ -136,6 +151,19 @@ def parse_filters(args: Mapping[str, str], certificate_ids: set[int], city_codes
 def queue_page(session: Session, user: User, args: Mapping[str, str]) -> QueuePage:
     """Return one page of the province's declarations (waiting for review by default) with the filters applied."""
     province = _require_reviewer(user)
+    page = _queue_filters(session, province, args)
+    if page.errors:
+        return page
+    filters = page.filters
+    page.total = queue_queries.count(session, province, filters)
+    filters.page = min(filters.page, page.pages)
+    page.rows = [QueueRow(decl, school, city, certificate, task, holder) for decl, school, city, certificate, task, holder
+                 in queue_queries.page_rows(session, province, filters, page.total)]
+    return page
+
+
+def _queue_filters(session: Session, province: str, args: Mapping[str, str]) -> QueuePage:
+    """Read the queue's filters (and the choices they are checked against) into an empty page."""
     certificates: list[tuple[int, str]] = refcache.cached(session, ("queue certificates",), lambda: [
         (c.id, c.name) for c in session.execute(select(Certificate.id, Certificate.name).order_by(Certificate.name))])
     cities: list[tuple[str, str]] = refcache.cached(session, ("queue cities", province), lambda: [
@@ -145,14 +173,19 @@ def queue_page(session: Session, user: User, args: Mapping[str, str]) -> QueuePa
     statuses = queue_statuses(engine().vocabulary(session, "declaration", province))
     filters, raw, errors = parse_filters(args, {c for c, _ in certificates}, {c for c, _ in cities},
                                          [value for value, _ in statuses])
-    page = QueuePage(filters, raw, errors, certificates=certificates, cities=cities, statuses=statuses)
-    if errors:
-        return page
-    page.total = queue_queries.count(session, province, filters)
-    filters.page = min(filters.page, page.pages)
-    page.rows = [QueueRow(decl, school, city, certificate, task, holder) for decl, school, city, certificate, task, holder
-                 in queue_queries.page_rows(session, province, filters, page.total)]
-    return page
+    return QueuePage(filters, raw, errors, certificates=certificates, cities=cities, statuses=statuses)
+
+
+def next_in_queue(session: Session, user: User, args: Mapping[str, str], decl: Declaration,
+                  task: HumanTask | None) -> int | None:
+    """下一条: the declaration after this one in the queue filtered and sorted by args (None: it is the last one,
+    or the filters are wrong). task: its review task, open or just completed."""
+    province = _require_reviewer(user)
+    page = _queue_filters(session, province, args)
+    if page.errors:
+        return None
+    school = refcache.attach(session, School, decl.school_id, kind="accounts")
+    return queue_queries.next_id(session, province, page.filters, decl, school, task) if school else None
 
 
 def _declaration_and_task(session: Session, user: User, declaration_id: int,
@@ -206,12 +239,43 @@ def review_context(session: Session, user: User, declaration_id: int, whole: boo
     return decl, task, form
 
 
-def review_page(session: Session, user: User, declaration_id: int) -> ReviewPage:
-    """Return the whole declaration, its school, its history, who holds it, and the review form."""
+def review_page(session: Session, user: User, declaration_id: int,
+                queue_args: Mapping[str, str] | None = None) -> ReviewPage:
+    """Return the whole declaration, its school, its history, who holds it, the review form, what changed since it
+    was last returned, and (queue_args: the queue's filters the reviewer came from) the next one in that queue."""
     decl, task, form = review_context(session, user, declaration_id, whole=True)
     school = decl.school
-    return ReviewPage(decl, school, task, _holder_name(session, task), form, history(session, decl.id),
+    events = history(session, decl.id)
+    page = ReviewPage(decl, school, task, _holder_name(session, task), form, events,
                       major_names(session, list(decl.majors)))
+    page.returned, page.changes = changes_since_returned(session, decl, events)
+    if queue_args is not None:
+        page.next_id = next_in_queue(session, user, queue_args, decl, task)
+    return page
+
+
+def changes_since_returned(session: Session, decl: Declaration,
+                           events: Sequence[DeclarationEvent]) -> tuple[DeclarationEvent | None, list[FieldChange]]:
+    """The last decision that returned the declaration to the school, if the school submitted it again after it,
+    and the fields that differ between the content then and now."""
+    decided = [i for i, e in enumerate(events) if e.snapshot is not None]
+    if not decided or not any(e.action == lifecycle.SUBMITTED for e in events[decided[-1] + 1:]):
+        return None, []
+    returned = events[decided[-1]]
+    before, now = returned.snapshot or {}, lifecycle.content(decl)
+    names = major_names(session, sorted({*before.get("majors", []), *now["majors"]}))
+
+    def shown(name: str, value: Any) -> str:
+        if name == "majors":
+            return "；".join(f"{code} {names.get(code, '')}".strip() for code in value or [])
+        if name == "certificate_id":
+            certificate = refcache.attach(session, Certificate, value) if value is not None else None
+            return certificate.name if certificate is not None else ""
+        return "" if value is None else str(value)
+
+    changes = [FieldChange(label, shown(name, before.get(name)), shown(name, now[name]))
+               for name, label in CONTENT_LABELS.items() if before.get(name) != now[name]]
+    return returned, changes
 
 
 def _not_waiting(decl: Declaration) -> Forbidden:
@@ -281,18 +345,63 @@ def decide(session: Session, user: User, declaration_id: int, values: Mapping[st
     return decl
 
 
-def bulk_approve(session: Session, user: User, declaration_ids: Sequence[int]) -> BulkOutcome:
-    """批量审核通过: decide each through its process; skip (and say why) those that cannot be approved."""
-    province = _require_reviewer(user)
+def _checked_ids(declaration_ids: Sequence[int]) -> list[int]:
     ids = sorted(set(declaration_ids))  # one lock order for concurrent bulks
     if not ids:
         raise ServiceError("请先勾选要审核通过的申报")
     if len(ids) > BULK_LIMIT:
         raise ServiceError(f"一次最多批量审核通过 {BULK_LIMIT} 条申报，当前勾选了 {len(ids)} 条，请分批处理")
-    labels = {row.id: f"{row.school}（{row.certificate}·{row.level}）" for row in session.execute(
+    return ids
+
+
+def _labels(session: Session, province: str, ids: Sequence[int]) -> dict[int, str]:
+    """How a bulk approval names each declaration of the province: 院校（证书·等级）."""
+    return {row.id: f"{row.school}（{row.certificate}·{row.level}）" for row in session.execute(
         select(Declaration.id, School.name.label("school"), Certificate.name.label("certificate"), Declaration.level)
         .join(School, School.id == Declaration.school_id).join(Certificate, Certificate.id == Declaration.certificate_id)
         .where(Declaration.id.in_(ids), Declaration.province_code == province))}
+
+
+@dataclass
+class BulkPreview:
+    """What a bulk approval would do, asked before it is done: the declarations it would approve (each school gets
+    one text message) and those it would skip, with the reason."""
+
+    ids: list[int]
+    province_name: str
+    approvable: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def bulk_preview(session: Session, user: User, declaration_ids: Sequence[int]) -> BulkPreview:
+    """Count, without deciding anything, what 批量审核通过 of these declarations would do (two statements)."""
+    province = _require_reviewer(user)
+    ids = _checked_ids(declaration_ids)
+    labels = _labels(session, province, ids)
+    open_tasks = dict(session.execute(
+        select(Declaration.id, HumanTask.claimed_by_id).join(HumanTask, and_(
+            HumanTask.instance_id == Declaration.instance_id, HumanTask.lane.in_(REVIEW_LANES),
+            HumanTask.completed_at.is_(None))).where(Declaration.id.in_(list(labels)))).all())
+    division = refcache.attach(session, Division, province)
+    preview = BulkPreview(ids, division.name if division is not None else province)
+    for declaration_id in ids:
+        label = labels.get(declaration_id)
+        if label is None:
+            preview.skipped.append((f"编号 {declaration_id} 的申报", "不存在或不属于本省"))
+        elif declaration_id not in open_tasks:
+            preview.skipped.append((label, "没有等待省级审核"))
+        elif open_tasks[declaration_id] not in (None, user.id):
+            preview.skipped.append((label, "已由其他审核员领取"))
+        else:
+            preview.approvable.append(label)
+    return preview
+
+
+def bulk_approve(session: Session, user: User, declaration_ids: Sequence[int]) -> BulkOutcome:
+    """批量审核通过: decide each through its process; skip (and say why) those that cannot be approved."""
+    province = _require_reviewer(user)
+    ids = _checked_ids(declaration_ids)
+    labels = _labels(session, province, ids)
     outcome = BulkOutcome()
     for declaration_id in ids:
         label = labels.get(declaration_id)

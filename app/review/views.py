@@ -33,12 +33,21 @@ def reviewer_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _queue_query(query: str) -> str:
+    """The queue's own parameters of a query string (its filters, sort and page), to carry from page to page."""
+    return urlencode([(k, v) for k, v in parse_qsl(query) if k in review_service.QUERY_KEYS])
+
+
+def _with_query(url: str, query: str) -> str:
+    return f"{url}?{query}" if query else url
+
+
 def _back(declaration_id: int | None = None) -> str:
     """Return where an action goes back to: the review page, or the queue with its filters kept."""
+    query = _queue_query(request.form.get("q", ""))
     if declaration_id is not None and request.form.get("back") == "review":
-        return url_for("review.review", declaration_id=declaration_id)
-    kept = [(k, v) for k, v in parse_qsl(request.form.get("q", "")) if k in review_service.QUERY_KEYS]
-    return url_for("review.queue") + (f"?{urlencode(kept)}" if kept else "")
+        return _with_query(url_for("review.review", declaration_id=declaration_id), query)
+    return _with_query(url_for("review.queue"), query)
 
 
 @bp.get("/")
@@ -54,7 +63,7 @@ def queue() -> tuple[str, int]:
     html = render_template("review/queue.html", page=page, f=page.filters, page_url=page_url,
                            sorts=review_service.SORTS, per_pages=review_service.PER_PAGE_CHOICES,
                            levels=CERTIFICATE_LEVELS, bulk_limit=review_service.BULK_LIMIT,
-                           q=request.query_string.decode("utf-8", "replace"))
+                           q=_queue_query(request.query_string.decode("utf-8", "replace")))
     return html, 422 if page.errors else 200
 
 
@@ -78,10 +87,15 @@ def release(declaration_id: int) -> Response:
 
 @bp.post("/bulk-approve")
 @reviewer_required
-def bulk_approve() -> Response:
-    """批量审核通过 the checked declarations; report the skipped ones by name."""
+def bulk_approve() -> Response | str:
+    """批量审核通过 the checked declarations, once confirmed on a page that says what will happen; report the
+    skipped ones by name."""
     ids = request.form.getlist("ids", type=int)
     try:
+        if request.form.get("confirmed") != "1":
+            preview = review_service.bulk_preview(db.session(), acting_user(), ids)
+            return render_template("review/bulk_confirm.html", preview=preview,
+                                   q=_queue_query(request.form.get("q", "")), with_query=_with_query)
         outcome = review_service.bulk_approve(db.session(), acting_user(), ids)
     except (Forbidden, NotFound):
         raise
@@ -103,8 +117,11 @@ def review(declaration_id: int) -> str | Response | tuple[str, int]:
     session = db.session()
     user = acting_user()
     if request.method == "GET":
-        page = review_service.review_page(session, user, declaration_id)
-        return render_template("review/review.html", page=page, values={}, errors={})
+        query = _queue_query(request.query_string.decode("utf-8", "replace"))
+        page = review_service.review_page(session, user, declaration_id, request.args)
+        return render_template("review/review.html", page=page, values={}, errors={}, q=query,
+                               with_query=_with_query)
+    query = _queue_query(request.form.get("q", ""))
     context = review_service.review_context(session, user, declaration_id, for_update=True)
     values, errors, typed = parse_submission(context[2], request.form)
     if not errors:
@@ -116,7 +133,14 @@ def review(declaration_id: int) -> str | Response | tuple[str, int]:
             errors = exc.field_errors or {"__all__": exc.message}
     if errors:
         session.rollback()
-        page = review_service.review_page(session, user, declaration_id)
-        return render_template("review/review.html", page=page, values=typed, errors=errors), 422
+        page = review_service.review_page(session, user, declaration_id, dict(parse_qsl(query)))
+        return render_template("review/review.html", page=page, values=typed, errors=errors, q=query,
+                               with_query=_with_query), 422
     flash("审核结果已提交，学校将收到短信通知", "success")
-    return redirect(url_for("review.queue"))
+    if request.form.get("then") == "next":
+        decl, task, _ = context
+        following = review_service.next_in_queue(session, user, dict(parse_qsl(query)), decl, task)
+        if following is not None:
+            return redirect(_with_query(url_for("review.review", declaration_id=following), query))
+        flash("这是队列中的最后一条申报，已返回审核队列", "info")
+    return redirect(_with_query(url_for("review.queue"), query))

@@ -27,5 +27,14 @@
     help.textContent = data.schools.length ? "输入校名中的字词即可搜索本省名单。" : "没有找到匹配的院校。如本校不在名单中，请联系" + data.contact + "。";
   }
   school.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(search, 200); });
+  // A field's old error goes once the field is changed (the server checks it again on 注册).
+  form.addEventListener("input", clearError);
+  form.addEventListener("change", clearError);
+  function clearError(event) {
+    const box = event.target instanceof Element ? event.target.closest(".field.has-error") : null;
+    if (!box) return;
+    box.classList.remove("has-error");
+    box.querySelectorAll(".error").forEach((e) => e.remove());
+  }
   city.addEventListener("change", search);
 })();
