@@ -9,6 +9,7 @@ import pytest
 
 from tests.browser.test_analyst import client_of, log_in, post
 from tests.browser.test_flows import field, province_select
+from tests.factories import texted_code
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -36,9 +37,12 @@ def test_a_partial_school_name_registers_the_one_listed_school_and_old_errors_go
     expect(page.get_by_role("alert").filter(has_text="院校名称")).to_have_count(0)  # “岭南” is one listed school
     field(page, "手机号").fill("13712345678")
     expect(phone_error).to_have_count(0)  # the corrected field's old error is gone
+    page.get_by_role("button", name="获取验证码", exact=True).click()  # the partial name passes the check too
+    expect(page.locator("#code-sent")).to_contain_text("验证码已发送至手机 137****5678")
+    field(page, "验证码").fill(texted_code(browsing.server.app, "13712345678"))
     page.get_by_role("button", name="注册", exact=True).click()
-    expect(page.get_by_text("岭南交通职业技术学院").first).to_be_visible()
-    expect(page.locator("#account")).to_have_text("9144010001")
+    expect(page.get_by_role("heading", name="注册成功")).to_be_visible()
+    expect(page.locator("#account")).to_have_text("9144010001")  # 岭南交通职业技术学院's 学校标识码
 
 
 def test_plan_form_pickers(browsing: Any) -> None:
