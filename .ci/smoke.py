@@ -173,14 +173,18 @@ def login(browser: Browser, username: str, password: str) -> None:
 
 
 def declare(school: Browser) -> int:
+    info = {"education_level": "高职专科", "ownership": "公办", "contact_name": "陈老师",
+            "contact_phone": "13900001111", "address": "广州市天河区示范路 1 号"}
     school.get("/school/declarations/new")
     if school.path == "/school/info":
-        form = school.form_with("education_level")
-        school.submit(form, {"education_level": "高职专科", "ownership": "公办", "contact_name": "陈老师",
-                             "contact_phone": "13900001111", "address": "广州市天河区示范路 1 号"})
+        school.submit(school.form_with("education_level"), dict(info))
         step("completed 完善院校基础信息")
         school.get("/school/declarations/new")
     form = school.form_with("certificate_id")
+    # A school declaring again (flow 二) fills only the basic information still missing, on the declaration form.
+    missing = {k: v for k, v in info.items() if k in form.options or (k in form.fields and not any(form.fields[k]))}
+    if missing:
+        step(f"the declaration form asks for the missing basic information too: {', '.join(sorted(missing))}")
     certificates = [v for v in form.options.get("certificate_id", []) if v]
     majors = [v for v in form.options.get("majors", []) if v]
     if not certificates or not majors:
@@ -190,7 +194,7 @@ def declare(school: Browser) -> int:
     school.submit(form, {
         "certificate_id": certificates[0], "level": "中级", "majors": majors[:2], "trainee_count": "60",
         "teachers": "专任教师 8 人，其中 3 人持有相关职业技能等级证书，具备企业项目经验。",
-        "facilities": "计算机实训室 3 间，每间 50 个工位，具备考核所需网络与软件环境。", "action": "submit",
+        "facilities": "计算机实训室 3 间，每间 50 个工位，具备考核所需网络与软件环境。", "action": "submit", **missing,
     })
     found = re.fullmatch(r"/school/declarations/(\d+)", school.path)
     if not found:
