@@ -38,6 +38,8 @@ VIEW_MODULES: tuple[Any, ...] = (public, auth_views, school_views, review_views,
                                  sms_template_views)
 
 
+# Forms anyone may post (no session to lose): an expired token there is only the page grown old.
+PUBLIC_FORMS = frozenset({"auth.login", "auth.register"})
 BUSY = "系统暂时无法完成该操作，您的数据未被修改。请稍后重试。"
 BUSY_PAGE = (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>系统繁忙</title></head>'
              f"<body><h1>系统繁忙</h1><p>{BUSY}</p></body></html>")
@@ -83,7 +85,7 @@ def register_blueprints(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> tuple[str, int] | Response:
         db.session.rollback()
-        if not current_user.is_authenticated:
+        if not current_user.is_authenticated and request.endpoint not in PUBLIC_FORMS:
             # The session ended (expired or signed out elsewhere): what was typed is kept in the browser
             # (static/js/form-keeper.js) and offered again after signing in.
             flash("登录已过期，请重新登录。您刚才填写的内容没有丢失：已保留在本浏览器中，登录后打开原来的表单会自动恢复。",
